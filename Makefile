@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine (Python ≥ 3.10 with venv):
+#   make reproduce   set up .venv, then run the workflow on config/config.yaml
+#   make test        set up .venv, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= all
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: reproduce test install dry-run clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n --workflow-profile workflow/profiles/default
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf results/default .snakemake

@@ -1,0 +1,32 @@
+"""Lipschitz upper bounds of layers and whole networks.
+
+Bound your own model::
+
+    from lmt.bounds import NetworkBound
+    bound = NetworkBound(model, input_shape=(1, 28, 28)).certified_bound()
+    print(bound.total, bound.layers)
+"""
+
+from lmt.bounds.graph import CertifiedBound, NetworkBound, TrainingBound
+from lmt.bounds.registry import (
+    BoundContext,
+    CertifySettings,
+    Certified,
+    LayerBound,
+    UnboundedOperationError,
+    register_bound,
+    register_constant_bound,
+)
+
+__all__ = [
+    "BoundContext",
+    "CertifiedBound",
+    "CertifySettings",
+    "Certified",
+    "LayerBound",
+    "NetworkBound",
+    "TrainingBound",
+    "UnboundedOperationError",
+    "register_bound",
+    "register_constant_bound",
+]

@@ -1,0 +1,87 @@
+"""Experiment configuration: load, fill defaults and validate against the JSON schema.
+
+The schema (``lmt/schemas/config.schema.yaml``, linked from ``workflow/schemas/``) is the single
+source of truth for keys, defaults and descriptions; the Snakefile and the CLI both call
+:func:`validate_config`, so a bad key fails the same way everywhere, naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration that does not satisfy the schema or names something unknown."""
+
+
+def load_schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def _fill_defaults(instance: Any, schema: dict[str, Any]) -> None:
+    """Insert schema defaults into ``instance`` in place, recursing into nested objects."""
+    if not isinstance(instance, dict) or schema.get("type") != "object":
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    return path or "<top level>"
+
+
+def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a validated copy of ``config`` with every default filled in.
+
+    Raises :class:`ConfigError` whose message names each offending key.
+    """
+    config = copy.deepcopy(config or {})
+    if not isinstance(config, dict):
+        raise ConfigError(f"the configuration must be a mapping, got {type(config).__name__}")
+    schema = load_schema()
+    _fill_defaults(config, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  - config key '{_key_path(e)}': {e.message}" for e in errors]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+    _check_registered_names(config)
+    return config
+
+
+def _check_registered_names(config: dict[str, Any]) -> None:
+    """Names the schema cannot know: models and methods come from registries."""
+    from lmt.methods import get_method_spec
+    from lmt.models import list_models
+
+    if config["model"] not in list_models():
+        raise ConfigError(
+            f"config key 'model': unknown model {config['model']!r}; registered: {list_models()}"
+        )
+    for run_name, params in config["methods"].items():
+        try:
+            get_method_spec(run_name, params)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"config key 'methods.{run_name}': {err}") from None
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file and validate it."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"configuration file not found: {path}")
+    with open(path) as f:
+        raw = yaml.safe_load(f)
+    return validate_config(raw)

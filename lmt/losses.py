@@ -1,0 +1,77 @@
+"""The LMT margin losses: cross-entropy on logits shifted by the Lipschitz margin (notes §3).
+
+Variants:
+
+* ``prop1``: add √2·c·L_F to every non-target logit (the paper's Algorithm 1);
+* ``prop2``: add c·L_G·‖w_i − w_y‖ to each non-target logit i (pairwise, Prop. 2);
+* ``prop2_clipped`` (the official code's ``lmt-fc`` mode, used in all its experiments): the
+  Prop. 2 addition scaled by a per-example factor f = min_i clip(m_i / l_i, 0, 1), detached, so
+  a misclassified point gets plain cross-entropy and an uncertified one is pushed to a tie.
+
+Gradients flow through the Lipschitz bound into the weights in every variant.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+VARIANTS = ("prop1", "prop2", "prop2_clipped")
+
+
+def prop1_margin(logits: torch.Tensor, labels: torch.Tensor, c: float, total: torch.Tensor) -> torch.Tensor:
+    """Additive logit shift √2·c·L_F on every non-target class."""
+    shift = math.sqrt(2) * c * total
+    not_target = 1.0 - F.one_hot(labels, logits.shape[1]).to(logits)
+    return shift * not_target
+
+
+def prop2_margin(
+    labels: torch.Tensor, c: float, body: torch.Tensor, head_weight: torch.Tensor
+) -> torch.Tensor:
+    """Additive logit shift l_i = c·L_G·‖w_i − w_y‖ (zero for the target class)."""
+    rows = head_weight[labels]  # (N, D): w_y
+    diff = head_weight[None, :, :] - rows[:, None, :]  # (N, K, D): w_i − w_y
+    # ‖·‖ with a safe gradient at 0 (the target class): sqrt(x² + 0) has an infinite derivative.
+    norms = diff.pow(2).sum(-1).clamp_min(1e-24).sqrt()
+    norms = norms * (1.0 - F.one_hot(labels, head_weight.shape[0]).to(norms))
+    return c * body * norms
+
+
+def clip_factor(logits: torch.Tensor, labels: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """f = min_i f_i with f_i = 0 if m_i < 0 else min(1, m_i / l_i); detached (official code)."""
+    with torch.no_grad():
+        m = logits.gather(1, labels[:, None]) - logits  # m_i = z_y − z_i
+        ratio = torch.where(shift > 0, m / shift.clamp_min(1e-12), torch.ones_like(m))
+        ratio = torch.where(m < 0, torch.zeros_like(m), ratio.clamp(max=1.0))
+        ratio = ratio.scatter(1, labels[:, None], 1.0)
+        return ratio.min(dim=1, keepdim=True).values
+
+
+def lmt_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    c: float,
+    variant: str,
+    total: torch.Tensor | None = None,
+    body: torch.Tensor | None = None,
+    head_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy of the margin-shifted logits."""
+    if variant == "prop1":
+        if total is None:
+            raise ValueError("the prop1 LMT loss needs the network bound L_F")
+        shift = prop1_margin(logits, labels, c, total)
+    elif variant in ("prop2", "prop2_clipped"):
+        if body is None or head_weight is None:
+            raise ValueError(
+                f"the {variant} LMT loss needs a network that ends in a linear layer (Prop. 2)"
+            )
+        shift = prop2_margin(labels, c, body, head_weight)
+        if variant == "prop2_clipped":
+            shift = shift * clip_factor(logits, labels, shift)
+    else:
+        raise ValueError(f"unknown LMT loss variant {variant!r}; choose one of {VARIANTS}")
+    return F.cross_entropy(logits + shift, labels)

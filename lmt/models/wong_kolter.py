@@ -1,0 +1,24 @@
+"""The 4-layer MNIST CNN of Wong & Kolter (2018) used in §6.1 of the paper (notes §4.1)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lmt.models import register_model
+from lmt.models.init import chainer_init_
+
+
+@register_model("wong_kolter_mnist", input_shape=(1, 28, 28))
+def wong_kolter_mnist(in_channels: int = 1, num_classes: int = 10) -> nn.Sequential:
+    """conv 16 4×4/2 pad 1, ReLU, conv 32 4×4/2 pad 1, ReLU, FC 100, ReLU, FC 10 (28×28 input)."""
+    model = nn.Sequential(
+        nn.Conv2d(in_channels, 16, 4, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 4, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 100),
+        nn.ReLU(),
+        nn.Linear(100, num_classes),
+    )
+    return chainer_init_(model)

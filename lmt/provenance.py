@@ -1,0 +1,52 @@
+"""Provenance of every result: configuration, package versions, git revision, device, time."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("torch", "torchvision", "foolbox", "eagerpy", "numpy", "snakemake", "pandas", "lmt-bench")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_revision() -> str:
+    """The repository's HEAD (with '+dirty' when files differ), or 'unknown' outside git."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def record(config: dict[str, Any], device: str, wall_time_s: float, **extra: Any) -> dict[str, Any]:
+    """One provenance record, stored next to the result it describes."""
+    return {
+        "config": config,
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "git_revision": git_revision(),
+        "device": device,
+        "wall_time_s": round(wall_time_s, 3),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
+    }

@@ -1,0 +1,1 @@
+"""Aggregation of per-example tables into summary tables (pandas) and figures (matplotlib)."""

@@ -1,0 +1,39 @@
+"""Shared fixtures: the embedded data and two briefly trained models (standard and LMT)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmt.data import Dataset, embedded_mnist
+from lmt.train import TrainedModel, TrainSettings, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+warnings.filterwarnings("ignore", message=".*scipy.ndimage.filters.*", category=DeprecationWarning)
+
+
+@pytest.fixture(scope="session")
+def mnist() -> Dataset:
+    return embedded_mnist()
+
+
+@pytest.fixture(scope="session")
+def trained_models(mnist: Dataset, tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainedModel]:
+    """Standard and LMT (c = 1) W&K CNNs after 3 epochs: enough for non-trivial certificates."""
+    out = tmp_path_factory.mktemp("trained")
+    models = {}
+    for run, params in [("standard", {}), ("lmt", {"c": 1.0})]:
+        models[run] = train(
+            "wong_kolter_mnist", mnist, run, params, TrainSettings(epochs=3, seed=0),
+            out / f"{run}.pt", out / f"{run}.csv", progress=False,
+        )
+    return models
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

@@ -1,0 +1,65 @@
+"""Configuration: defaults fill in, and every kind of bad input is rejected naming the key."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from lmt.config import ConfigError, load_config, validate_config
+from tests.conftest import REPO
+
+
+def test_default_config_file_is_valid_and_complete() -> None:
+    config = load_config(REPO / "config" / "config.yaml")
+    assert config["model"] == "wong_kolter_mnist"
+    assert set(config["methods"]) == {"standard", "lmt"}
+    assert config["attack"]["steps"] == 100 and config["attack"]["binary_search_steps"] == 9
+
+
+def test_empty_config_gets_every_default() -> None:
+    config = validate_config({})
+    assert config["training"]["epochs"] == 20
+    assert config["certify"]["n_iter"] == 5000
+    assert config["report"]["radii"][3] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"training": {"epochs": -1}}, "training.epochs"),
+        ({"training": {"epoch": 3}}, "training"),  # unknown key
+        ({"attack": {"steps": "many"}}, "attack.steps"),
+        ({"data": {"name": "imagenet"}}, "data.name"),
+        ({"methods": {"nonexistent": {}}}, "methods.nonexistent"),
+        ({"methods": {"lmt": {"c": -1.0}}}, "methods.lmt"),
+        ({"methods": {"lmt": {"cc": 1.0}}}, "methods.lmt"),
+        ({"methods": {"lmt": {"variant": "prop3"}}}, "methods.lmt"),
+        ({"model": "resnet1000"}, "model"),
+        ({"seeds": []}, "seeds"),
+    ],
+)
+def test_bad_config_is_rejected_naming_the_key(config: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        validate_config(config)
+
+
+def test_unknown_method_parameter_is_named() -> None:
+    with pytest.raises(ConfigError, match="cc"):
+        validate_config({"methods": {"lmt": {"cc": 1.0}}})
+
+
+def test_tagged_method_names_are_accepted() -> None:
+    config = validate_config({"methods": {"lmt.small_c": {"c": 0.1}, "lmt": {}}})
+    assert set(config["methods"]) == {"lmt.small_c", "lmt"}
+
+
+def test_missing_config_file(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_schema_defaults_match_the_default_config_file() -> None:
+    """The default file only restates defaults, so the schema is the one source of truth."""
+    with open(REPO / "config" / "config.yaml") as f:
+        raw = yaml.safe_load(f)
+    assert validate_config(raw) == validate_config({"methods": raw["methods"]})

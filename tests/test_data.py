@@ -1,0 +1,28 @@
+"""Embedded MNIST: genuine, deterministic, balanced; full MNIST offline: a clear error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmt.data import DataUnavailableError, embedded_mnist, load_dataset
+
+
+def test_embedded_split_is_deterministic_and_in_unit_range() -> None:
+    a, b = embedded_mnist(), embedded_mnist()
+    assert torch.equal(a.test.x, b.test.x) and torch.equal(a.train.y, b.train.y)
+    assert a.train.x.shape == (4000, 1, 28, 28) and a.test.x.shape == (1000, 1, 28, 28)
+    assert a.train.x.dtype == torch.float32
+    assert float(a.train.x.min()) == 0.0 and float(a.train.x.max()) == 1.0
+    counts = torch.bincount(a.test.y, minlength=10)
+    assert counts.min() > 70, "the class-sorted source must be shuffled before splitting"
+    c = embedded_mnist(split_seed=1)
+    assert not torch.equal(a.test.y, c.test.y)
+
+
+def test_missing_mnist_offline_names_what_to_download(tmp_path) -> None:
+    with pytest.raises(DataUnavailableError) as info:
+        load_dataset({"name": "mnist", "data_dir": str(tmp_path), "download": False})
+    message = str(info.value)
+    assert str(tmp_path) in message and "download: true" in message
+    assert "t10k-images-idx3-ubyte" in message

@@ -1,0 +1,15 @@
+rule train:
+    """Train one method with one seed; resumes from the last finished epoch after a crash."""
+    output:
+        model=RUN + "/model.pt",
+        log=RUN + "/train_log.csv",
+        provenance=RUN + "/model.provenance.json",
+    params:
+        resume=RUN + "/resume.pt",
+    log:
+        LOGS + "/train/{method}_seed{seed}.log",
+    benchmark:
+        BENCHMARKS + "/train/{method}_seed{seed}.tsv"
+    threads: 1
+    script:
+        "../scripts/train.py"
