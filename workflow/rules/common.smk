@@ -4,6 +4,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from lmt.config import ConfigError, validate_config
+from lmt.paths import results_dir, run_dir
 
 try:
     _validated = validate_config(config)
@@ -12,8 +13,8 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
-RESULTS = f"results/{config['experiment']}"
-RUN = RESULTS + "/runs/{method}/seed{seed}"
+RESULTS = results_dir(config["experiment"])
+RUN = run_dir(config["experiment"], "{method}", "{seed}")
 LOGS = RESULTS + "/logs"
 BENCHMARKS = RESULTS + "/benchmarks"
 RUNS = [(method, seed) for method in config["methods"] for seed in config["seeds"]]

@@ -1,0 +1,5 @@
+import sys
+
+from lmt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,71 @@
+"""``lmt-bench`` / ``python -m lmt``: the workflow's stages without Snakemake.
+
+    lmt-bench run --config config/config.yaml [--method lmt] [--seed 0]
+
+runs train → certify → attack → merge for the selected runs, then the tables and the figure,
+writing the same files as the Snakemake workflow (whose rules call the same functions). Use it
+for interactive work or debugging; use Snakemake for parallel, incremental runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lmt.config import ConfigError, load_config
+from lmt.paths import results_dir, run_dir
+
+
+def _run(args: argparse.Namespace) -> None:
+    from lmt import pipeline
+
+    config = load_config(args.config)
+    methods = [args.method] if args.method else list(config["methods"])
+    seeds = [args.seed] if args.seed is not None else config["seeds"]
+    unknown = [m for m in methods if m not in config["methods"]]
+    if unknown:
+        raise ConfigError(f"--method {unknown[0]!r} is not among the configured methods {list(config['methods'])}")
+    experiment = config["experiment"]
+    runs = [(m, s) for m in methods for s in seeds]
+    examples = []
+    for method, seed in runs:
+        d = Path(run_dir(experiment, method, seed))
+        print(f"== {method} seed {seed}", flush=True)
+        if args.force or not (d / "model.pt").exists():
+            pipeline.train_stage(config, method, seed, str(d / "model.pt"), str(d / "train_log.csv"), str(d / "resume.pt"))
+        pipeline.certify_stage(config, str(d / "model.pt"), str(d / "certified.csv"), str(d / "bounds.json"))
+        pipeline.attack_stage(config, str(d / "model.pt"), str(d / "attack_cw.csv"))
+        pipeline.merge_stage(str(d / "certified.csv"), str(d / "attack_cw.csv"), str(d / "examples.csv"), f"{experiment}/{method}/seed{seed}")
+        examples.append(str(d / "examples.csv"))
+    out = results_dir(experiment)
+    radii = config["report"]["radii"]
+    pipeline.aggregate_stage(
+        examples, runs, radii, f"{out}/tables/metrics.csv", f"{out}/tables/summary.csv", f"{out}/tables/summary.md"
+    )
+    pipeline.plot_stage(
+        examples, runs, [f"{out}/figures/accuracy_vs_radius.png", f"{out}/figures/accuracy_vs_radius.pdf"], radii, experiment
+    )
+    print(Path(f"{out}/tables/summary.md").read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lmt-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every stage for the configured (or selected) runs")
+    run.add_argument("--config", default="config/config.yaml")
+    run.add_argument("--method", help="only this configured method")
+    run.add_argument("--seed", type=int, help="only this seed")
+    run.add_argument("--force", action="store_true", help="retrain even if model.pt exists")
+    run.set_defaults(func=_run)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except ConfigError as err:
+        print(f"lmt-bench: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
