@@ -59,10 +59,15 @@ def minimal_l2(
     y: torch.Tensor,
     budget: CWBudget,
     batch_size: int = 500,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     progress: bool = True,
 ) -> AttackResult:
-    """Smallest L2 adversarial distance found per example, inputs in [0, 1]."""
+    """Smallest L2 adversarial distance found per example, inputs in [0, 1].
+
+    Runs on ``device`` (default: where the model is); results are returned on the CPU.
+    """
+    if device is None:
+        device = next(model.parameters()).device
     model = model.eval().to(device)
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=device)
     attack = budget.attack()

@@ -37,7 +37,7 @@ def radius_prop2(
 ) -> torch.Tensor:
     """Prop. 2 radius: the smallest pairwise margin over its pairwise Lipschitz bound."""
     logits = logits.double()
-    pair = pairwise_lipschitz(head_weight, body_bound)[labels]  # (N, K): K[y, i]
+    pair = pairwise_lipschitz(head_weight.to(logits.device), body_bound)[labels.to(logits.device)]  # (N, K): K[y, i]
     diff = logits.gather(1, labels[:, None]) - logits  # z_y − z_i
     # A pair with zero Lipschitz bound has a constant logit difference: it never flips if
     # positive, and is already lost otherwise.

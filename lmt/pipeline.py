@@ -65,7 +65,7 @@ def certify_stage(config: dict[str, Any], model_path: str, out_csv: str, bounds_
     trained = load_trained(model_path, device)
     settings = CertifySettings(**config["certify"])
     bound = trained.bound.certified_bound(settings)
-    logits = predict(trained.model, dataset.test.x, device)
+    logits = predict(trained.model, dataset.test.x)
     labels = dataset.test.y
     frame = pd.DataFrame(
         {

@@ -50,8 +50,9 @@ def _make_optimizer(settings: TrainSettings, model: nn.Module) -> torch.optim.Op
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 1000) -> torch.Tensor:
-    """Eval-mode logits for ``x`` (on the CPU)."""
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Eval-mode logits for ``x``, computed on the model's device, returned on the CPU."""
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = [model(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
@@ -59,8 +60,8 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
     return torch.cat(out)
 
 
-def accuracy(model: nn.Module, split: Split, device: torch.device) -> float:
-    return float((predict(model, split.x, device).argmax(1) == split.y).double().mean())
+def accuracy(model: nn.Module, split: Split) -> float:
+    return float((predict(model, split.x).argmax(1) == split.y).double().mean())
 
 
 def train(
@@ -149,7 +150,7 @@ def train(
             "epoch": epoch + 1,
             "loss": totals["loss"] / totals["seen"],
             "train_accuracy": totals["correct"] / totals["seen"],
-            "test_accuracy": accuracy(model, dataset.test, device),
+            "test_accuracy": accuracy(model, dataset.test),
             "lipschitz_estimate": estimate,
             "examples_per_s": totals["seen"] / elapsed,
             "seconds": elapsed,

@@ -30,7 +30,7 @@ def test_train_certify_attack_on_cuda(mnist, tmp_path) -> None:
     trained = load_trained(tmp_path / "m.pt", "cuda")
     assert next(trained.model.parameters()).is_cuda
     bound = trained.bound.certified_bound()
-    logits = predict(trained.model, small.test.x, torch.device("cuda"))
-    radii = radius_prop2(logits, small.test.y, bound.head_weight.cpu(), bound.body)
+    logits = predict(trained.model, small.test.x)
+    radii = radius_prop2(logits, small.test.y, bound.head_weight, bound.body)
     result = minimal_l2(trained.model, small.test.x, small.test.y, CWBudget(), device="cuda", progress=False)
     assert (radii <= result.distance).all()

@@ -16,7 +16,7 @@ def test_certified_radius_never_exceeds_cw_distance(run: str, trained_models, mn
     trained = trained_models[run]
     x, y = mnist.test.x[:200], mnist.test.y[:200]
     bound = trained.bound.certified_bound()
-    logits = predict(trained.model, x, torch.device("cpu"))
+    logits = predict(trained.model, x)
     r2 = radius_prop2(logits, y, bound.head_weight, bound.body)
     r1 = radius_prop1(logits, y, bound.total)
     result = minimal_l2(trained.model, x, y, CWBudget(), batch_size=200, progress=False)
@@ -35,7 +35,7 @@ def test_lmt_enlarges_certified_radii(trained_models, mnist) -> None:
     radii = {}
     for run, trained in trained_models.items():
         bound = trained.bound.certified_bound()
-        logits = predict(trained.model, mnist.test.x, torch.device("cpu"))
+        logits = predict(trained.model, mnist.test.x)
         radii[run] = radius_prop2(logits, mnist.test.y, bound.head_weight, bound.body)
     assert radii["lmt"].median() > 2 * radii["standard"].median()
 

@@ -45,7 +45,7 @@ class CertifiedBound:
 
     total: float  # L_F: bound of the whole logit map
     body: float | None  # L_G: bound of everything before the head (None without a linear head)
-    head_weight: torch.Tensor | None  # W of the final linear layer, float64
+    head_weight: torch.Tensor | None  # W of the final linear layer, float64 on the CPU
     layers: list[dict[str, Any]] = field(default_factory=list)  # node, type, bound, method
 
 
@@ -205,7 +205,7 @@ class NetworkBound(nn.Module):
         return CertifiedBound(
             float(bounds[self.output]),
             None if body is None else float(body),
-            None if head is None else head.weight.detach().double().clone(),
+            None if head is None else head.weight.detach().double().cpu().clone(),
             rows,
         )
 
