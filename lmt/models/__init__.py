@@ -42,4 +42,4 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-from lmt.models import wong_kolter  # noqa: E402,F401  (registers its models)
+from lmt.models import lenet, wide_resnet, wong_kolter  # noqa: E402,F401  (registers models)
