@@ -18,9 +18,18 @@ from lmt.paths import results_dir, run_dir
 
 
 def _run(args: argparse.Namespace) -> None:
+    config = load_config(args.config)
+    experiments = config["experiments"]
+    if args.experiment and args.experiment not in experiments:
+        raise ConfigError(f"--experiment {args.experiment!r} is not among {list(experiments)}")
+    for name, settings in experiments.items():
+        if not args.experiment or name == args.experiment:
+            _run_experiment(settings, args)
+
+
+def _run_experiment(config: dict, args: argparse.Namespace) -> None:
     from lmt import pipeline
 
-    config = load_config(args.config)
     methods = [args.method] if args.method else list(config["methods"])
     seeds = [args.seed] if args.seed is not None else config["seeds"]
     unknown = [m for m in methods if m not in config["methods"]]
@@ -31,7 +40,7 @@ def _run(args: argparse.Namespace) -> None:
     examples = []
     for method, seed in runs:
         d = Path(run_dir(experiment, method, seed))
-        print(f"== {method} seed {seed}", flush=True)
+        print(f"== {experiment}: {method} seed {seed}", flush=True)
         if args.force or not (d / "model.pt").exists():
             pipeline.train_stage(config, method, seed, str(d / "model.pt"), str(d / "train_log.csv"), str(d / "resume.pt"))
         pipeline.certify_stage(config, str(d / "model.pt"), str(d / "certified.csv"), str(d / "bounds.json"))
@@ -54,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run every stage for the configured (or selected) runs")
     run.add_argument("--config", default="config/config.yaml")
+    run.add_argument("--experiment", help="only this configured experiment")
     run.add_argument("--method", help="only this configured method")
     run.add_argument("--seed", type=int, help="only this seed")
     run.add_argument("--force", action="store_true", help="retrain even if model.pt exists")

@@ -42,39 +42,75 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return path or "<top level>"
 
 
-def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
-    """Return a validated copy of ``config`` with every default filled in.
-
-    Raises :class:`ConfigError` whose message names each offending key.
-    """
-    config = copy.deepcopy(config or {})
-    if not isinstance(config, dict):
-        raise ConfigError(f"the configuration must be a mapping, got {type(config).__name__}")
-    schema = load_schema()
-    _fill_defaults(config, schema)
+def _check_schema(config: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> None:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"  - config key '{_key_path(e)}': {e.message}" for e in errors]
+        lines = [f"  - config key '{prefix}{_key_path(e)}': {e.message}" for e in errors]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
-    _check_registered_names(config)
-    return config
 
 
-def _check_registered_names(config: dict[str, Any]) -> None:
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Key-by-key merge of mappings; lists, scalars and the ``methods`` mapping are replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "methods":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """Return a validated copy of ``config`` with every default filled in.
+
+    ``result["experiments"]`` maps each experiment's name to its complete, resolved settings
+    (the top-level sections with that experiment's overrides merged in); a configuration without
+    ``experiments`` is one experiment named by ``experiment``. Raises :class:`ConfigError`
+    whose message names each offending key.
+    """
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"the configuration must be a mapping, got {type(config).__name__}")
+    schema = load_schema()
+    raw_experiments = copy.deepcopy(config.get("experiments") or {})
+    top = {k: copy.deepcopy(v) for k, v in config.items() if k != "experiments"}
+    checked = copy.deepcopy(top)
+    _fill_defaults(checked, schema)
+    checked["experiments"] = raw_experiments
+    _check_schema(checked, schema)
+    if not raw_experiments:
+        raw_experiments = {checked["experiment"]: {}}
+    resolved = {}
+    for name, override in raw_experiments.items():
+        if "experiment" in override or "experiments" in override:
+            raise ConfigError(f"config key 'experiments.{name}': may not set 'experiment(s)'")
+        experiment = _merge(top, override)
+        experiment["experiment"] = name
+        _fill_defaults(experiment, schema)
+        _check_schema(experiment, schema, prefix=f"experiments.{name}." if override else "")
+        _check_registered_names(experiment, prefix=f"experiments.{name}." if override else "")
+        resolved[name] = experiment
+    checked["experiments"] = resolved
+    return checked
+
+
+def _check_registered_names(config: dict[str, Any], prefix: str = "") -> None:
     """Names the schema cannot know: models and methods come from registries."""
     from lmt.methods import get_method_spec
     from lmt.models import list_models
 
     if config["model"] not in list_models():
         raise ConfigError(
-            f"config key 'model': unknown model {config['model']!r}; registered: {list_models()}"
+            f"config key '{prefix}model': unknown model {config['model']!r}; "
+            f"registered: {list_models()}"
         )
     for run_name, params in config["methods"].items():
         try:
             get_method_spec(run_name, params)
         except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"config key 'methods.{run_name}': {err}") from None
+            raise ConfigError(f"config key '{prefix}methods.{run_name}': {err}") from None
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

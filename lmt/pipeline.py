@@ -39,11 +39,8 @@ def train_stage(
 ) -> None:
     started = time.perf_counter()
     dataset = load_dataset(config["data"])
-    training = config["training"]
-    settings = TrainSettings(
-        epochs=training["epochs"], batch_size=training["batch_size"], optimizer=training["optimizer"],
-        lr=training["lr"], device=training["device"], seed=seed,
-    )
+    training = dict(config["training"], lr_milestones=tuple(config["training"]["lr_milestones"]))
+    settings = TrainSettings(**training, seed=seed)
     trained = train(
         config["model"], dataset, run_name, config["methods"][run_name], settings,
         model_path, log_path, resume_path=resume_path, progress=progress,

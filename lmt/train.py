@@ -24,14 +24,22 @@ from lmt.device import choose_device
 from lmt.io import atomic_path, save_torch
 from lmt.methods import StepContext, create_method
 from lmt.models import create_model
+from lmt.optim import make_optimizer, make_scheduler
 
 
 @dataclass(frozen=True)
 class TrainSettings:
+    """The ``training`` config section plus the seed."""
+
     epochs: int = 20
     batch_size: int = 50
     optimizer: str = "adam"
     lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
     device: str = "auto"
     seed: int = 0
 
@@ -41,12 +49,6 @@ class TrainedModel:
     model: nn.Module
     bound: NetworkBound
     info: dict[str, Any]
-
-
-def _make_optimizer(settings: TrainSettings, model: nn.Module) -> torch.optim.Optimizer:
-    if settings.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=settings.lr)
-    raise ValueError(f"unknown optimizer {settings.optimizer!r}")
 
 
 @torch.no_grad()
@@ -90,11 +92,14 @@ def train(
     }
 
     torch.manual_seed(settings.seed)
-    model = create_model(model_name, in_channels=dataset.input_shape[0], num_classes=dataset.num_classes)
+    model = method.prepare_model(
+        create_model(model_name, in_channels=dataset.input_shape[0], num_classes=dataset.num_classes)
+    )
     bound = NetworkBound(model, dataset.input_shape)
     model.to(device)
     bound.to(device)
-    optimizer = _make_optimizer(settings, model)
+    optimizer = make_optimizer(settings, method.param_groups(model, settings.weight_decay))
+    scheduler = make_scheduler(settings, optimizer)
     log_rows: list[dict[str, Any]] = []
     start_epoch = 0
 
@@ -105,6 +110,7 @@ def train(
             model.load_state_dict(state["model"])
             bound.load_state_dict(state["bound"])
             optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng_cpu"])
             if device.type == "cuda" and state.get("rng_cuda") is not None:
                 torch.cuda.set_rng_state(state["rng_cuda"], device)
@@ -144,14 +150,21 @@ def train(
             totals["seen"] += len(y)
             bar.set_postfix(loss=f"{totals['loss'] / totals['seen']:.3f}", refresh=False)
         elapsed = time.perf_counter() - started
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
         with torch.no_grad():
+            # Reading the estimate must not advance the persistent vectors: copy them back.
+            saved = {k: v.clone() for k, v in bound.state_dict().items()}
             estimate = float(bound.training_bound().total)
+            bound.load_state_dict(saved)
         row = {
             "epoch": epoch + 1,
             "loss": totals["loss"] / totals["seen"],
             "train_accuracy": totals["correct"] / totals["seen"],
             "test_accuracy": accuracy(model, dataset.test),
             "lipschitz_estimate": estimate,
+            "lr": lr,
+            **method.log_values(StepContext(model, bound, float(epoch + 1))),
             "examples_per_s": totals["seen"] / elapsed,
             "seconds": elapsed,
         }
@@ -171,6 +184,7 @@ def train(
                     "model": model.state_dict(),
                     "bound": bound.state_dict(),
                     "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
                     "rng_cpu": torch.get_rng_state(),
                     "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "log": log_rows,

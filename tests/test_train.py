@@ -55,3 +55,30 @@ def test_trained_model_reloads_with_its_bound_state(small: Dataset, tmp_path) ->
     assert _states_equal(loaded.bound.state_dict(), trained.bound.cpu().state_dict())
     x = small.test.x[:4]
     torch.testing.assert_close(loaded.model(x), trained.model.cpu().eval()(x))
+
+
+def test_lmt_c_warms_up_linearly_per_iteration() -> None:
+    from lmt.methods import create_method
+
+    lmt = create_method("lmt", {"c": 1e-2, "c_start": 1e-5, "warmup_epochs": 5})
+    assert lmt.c_at(0.0) == pytest.approx(1e-5)
+    assert lmt.c_at(2.5) == pytest.approx(1e-5 + (1e-2 - 1e-5) / 2)
+    assert lmt.c_at(5.0) == lmt.c_at(80.0) == pytest.approx(1e-2)
+    assert create_method("lmt", {"c": 1.0}).c_at(0.0) == 1.0
+    with pytest.raises(ValueError, match="c_start"):
+        create_method("lmt", {"c": 1.0, "warmup_epochs": 5})
+
+
+@pytest.mark.slow
+def test_sgd_schedule_and_log_columns(small: Dataset, tmp_path) -> None:
+    settings = TrainSettings(
+        epochs=3, optimizer="sgd", lr=0.1, nesterov=True, lr_milestones=(1, 2), lr_gamma=0.5,
+        weight_decay=5e-4, device="cpu",
+    )
+    train("wong_kolter_mnist", small, "lmt", {"c": 0.1, "c_start": 0.0, "warmup_epochs": 2}, settings,
+          tmp_path / "m.pt", tmp_path / "m.csv", progress=False)
+    log = pd.read_csv(tmp_path / "m.csv")
+    assert log["lr"].tolist() == pytest.approx([0.1, 0.05, 0.025])
+    assert log["c"].tolist() == pytest.approx([0.05, 0.1, 0.1])
+    for column in ("loss", "train_accuracy", "test_accuracy", "lipschitz_estimate", "examples_per_s"):
+        assert column in log

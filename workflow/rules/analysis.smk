@@ -11,8 +11,8 @@ rule aggregate:
         ),
         markdown=RESULTS + "/tables/summary.md",
     params:
-        runs=RUNS,
-        radii=config["report"]["radii"],
+        runs=run_labels,
+        radii=experiment_setting("report", "radii"),
     log:
         LOGS + "/aggregate.log",
     script:
@@ -31,9 +31,9 @@ rule plot_accuracy_vs_radius:
         ),
         pdf=RESULTS + "/figures/accuracy_vs_radius.pdf",
     params:
-        runs=RUNS,
-        radii=config["report"]["radii"],
-        title=config["experiment"],
+        runs=run_labels,
+        radii=experiment_setting("report", "radii"),
+        title="{experiment}",
     log:
         LOGS + "/plot_accuracy_vs_radius.log",
     script:

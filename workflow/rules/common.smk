@@ -13,27 +13,65 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
-RESULTS = results_dir(config["experiment"])
-RUN = run_dir(config["experiment"], "{method}", "{seed}")
+EXPERIMENTS = config["experiments"]  # name -> resolved settings of that experiment
+RESULTS = results_dir("{experiment}")
+RUN = run_dir("{experiment}", "{method}", "{seed}")
 LOGS = RESULTS + "/logs"
 BENCHMARKS = RESULTS + "/benchmarks"
-RUNS = [(method, seed) for method in config["methods"] for seed in config["seeds"]]
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in sorted(set(names)))
 
 
 wildcard_constraints:
-    method="|".join(re.escape(m) for m in config["methods"]),
+    experiment=_alternatives(EXPERIMENTS),
+    method=_alternatives(m for e in EXPERIMENTS.values() for m in e["methods"]),
     seed=r"\d+",
 
 
+def runs_of(experiment):
+    """(method, seed) pairs of one experiment."""
+    settings = EXPERIMENTS[experiment]
+    return [(m, s) for m in settings["methods"] for s in settings["seeds"]]
+
+
 def per_run(pattern):
-    """Expand a per-run path over every configured (method, seed)."""
-    return [pattern.format(method=m, seed=s) for m, s in RUNS]
+    """Input function: ``pattern`` expanded over the runs of the job's experiment."""
+
+    def inputs(wildcards):
+        return [
+            pattern.format(experiment=wildcards.experiment, method=m, seed=s)
+            for m, s in runs_of(wildcards.experiment)
+        ]
+
+    return inputs
+
+
+def run_labels(wildcards):
+    return runs_of(wildcards.experiment)
+
+
+def experiment_setting(*keys):
+    """Params function: a setting of the job's experiment, e.g. ("report", "radii")."""
+
+    def value(wildcards):
+        node = EXPERIMENTS[wildcards.experiment]
+        for key in keys:
+            node = node[key]
+        return node
+
+    return value
 
 
 def final_outputs():
-    return [
-        f"{RESULTS}/tables/summary.csv",
-        f"{RESULTS}/tables/summary.md",
-        f"{RESULTS}/figures/accuracy_vs_radius.png",
-        f"{RESULTS}/figures/accuracy_vs_radius.pdf",
-    ]
+    outputs = []
+    for experiment in EXPERIMENTS:
+        root = results_dir(experiment)
+        outputs += [
+            f"{root}/tables/summary.csv",
+            f"{root}/tables/summary.md",
+            f"{root}/figures/accuracy_vs_radius.png",
+            f"{root}/figures/accuracy_vs_radius.pdf",
+        ]
+    return outputs

@@ -9,5 +9,5 @@ with snakemake_job(snakemake):  # noqa: F821 (injected by Snakemake)
         snakemake.input.certified,  # noqa: F821
         snakemake.input.attack,  # noqa: F821
         snakemake.output[0],  # noqa: F821
-        run_label=f"{snakemake.config['experiment']}/{wildcards.method}/seed{wildcards.seed}",  # noqa: F821
+        run_label=f"{wildcards.experiment}/{wildcards.method}/seed{wildcards.seed}",
     )
