@@ -80,6 +80,12 @@ def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
     _fill_defaults(checked, schema)
     checked["experiments"] = raw_experiments
     _check_schema(checked, schema)
+    try:
+        from lmt.methods import load_plugins
+
+        load_plugins(checked["plugins"])
+    except ImportError as err:
+        raise ConfigError(f"config key 'plugins': {err}") from None
     if not raw_experiments:
         raw_experiments = {checked["experiment"]: {}}
     resolved = {}

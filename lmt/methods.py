@@ -66,6 +66,15 @@ class Method:
         """Extra per-epoch training-log columns (e.g. LMT's current c)."""
         return {}
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Persistent tensors of the method (e.g. power-iteration vectors), checkpointed with
+        the model so that a resumed run continues exactly."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if state:
+            raise ValueError(f"method {self.name!r} keeps no state, got {sorted(state)}")
+
 
 _METHODS: dict[str, type[Method]] = {}
 
@@ -86,6 +95,17 @@ def _discover_baselines() -> None:
 
     for info in pkgutil.iter_modules(baselines.__path__):
         importlib.import_module(f"baselines.{info.name}")
+
+
+def load_plugins(modules: list[str]) -> None:
+    """Import user modules that register methods (config key ``plugins``)."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ImportError(
+                f"plugin module {module!r} cannot be imported ({err}); it must be on PYTHONPATH"
+            ) from None
 
 
 def list_methods() -> list[str]:

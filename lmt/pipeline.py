@@ -18,6 +18,7 @@ from lmt.bounds import CertifySettings
 from lmt.data import load_dataset
 from lmt.device import choose_device, describe
 from lmt.io import atomic_path, write_csv, write_json
+from lmt.methods import load_plugins
 from lmt.provenance import record
 from lmt.report.figures import plot_accuracy_vs_radius
 from lmt.report.tables import metrics_table, summary_markdown, summary_table
@@ -38,6 +39,7 @@ def train_stage(
     resume_path: str | None = None, progress: bool = True,
 ) -> None:
     started = time.perf_counter()
+    load_plugins(config["plugins"])
     dataset = load_dataset(config["data"])
     training = dict(config["training"], lr_milestones=tuple(config["training"]["lr_milestones"]))
     settings = TrainSettings(**training, seed=seed)
@@ -57,6 +59,7 @@ def train_stage(
 def certify_stage(config: dict[str, Any], model_path: str, out_csv: str, bounds_json: str) -> pd.DataFrame:
     """Per-example margins and certified radii (Prop. 1 and Prop. 2) on the test split."""
     started = time.perf_counter()
+    load_plugins(config["plugins"])
     device = choose_device(config["training"]["device"])
     dataset = load_dataset(config["data"])
     trained = load_trained(model_path, device)
@@ -101,6 +104,7 @@ def certify_stage(config: dict[str, Any], model_path: str, out_csv: str, bounds_
 def attack_stage(config: dict[str, Any], model_path: str, out_csv: str, progress: bool = True) -> pd.DataFrame:
     """Per-example C&W minimal distances on the first ``attack.n_examples`` test examples."""
     started = time.perf_counter()
+    load_plugins(config["plugins"])
     device = choose_device(config["training"]["device"])
     dataset = load_dataset(config["data"])
     trained = load_trained(model_path, device)

@@ -111,6 +111,7 @@ def train(
             bound.load_state_dict(state["bound"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            method.load_state_dict(state["method"])
             torch.set_rng_state(state["rng_cpu"])
             if device.type == "cuda" and state.get("rng_cuda") is not None:
                 torch.cuda.set_rng_state(state["rng_cuda"], device)
@@ -185,6 +186,7 @@ def train(
                     "bound": bound.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
+                    "method": method.state_dict(),
                     "rng_cpu": torch.get_rng_state(),
                     "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                     "log": log_rows,
@@ -209,8 +211,9 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu") -> Traine
     """Rebuild a model written by :func:`train`, in eval mode."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     info = state["info"]
-    model = create_model(
-        info["model_name"], in_channels=info["input_shape"][0], num_classes=info["num_classes"]
+    method = create_method(info["run_name"], info["method_params"])
+    model = method.prepare_model(
+        create_model(info["model_name"], in_channels=info["input_shape"][0], num_classes=info["num_classes"])
     )
     model.load_state_dict(state["model"])
     bound = NetworkBound(model, tuple(info["input_shape"]))

@@ -109,6 +109,17 @@ def test_unregistered_operation_is_an_error_that_names_it() -> None:
         NetworkBound(nn.Sequential(nn.Linear(4, 4), _Sine()), (4,))
 
 
+class _DoubledConv(nn.Conv2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * super().forward(x)
+
+
+def test_subclass_that_changes_forward_does_not_inherit_the_bound() -> None:
+    """A Conv2d subclass computing 2·conv must not be bounded as a plain Conv2d."""
+    with pytest.raises(UnboundedOperationError):
+        NetworkBound(nn.Sequential(_DoubledConv(1, 2, 3)), (1, 6, 6))
+
+
 def test_residual_addition_adds_bounds() -> None:
     class Residual(nn.Module):
         def __init__(self) -> None:

@@ -22,6 +22,7 @@ from lmt.bounds.registry import (
     CertifySettings,
     LayerBound,
     UnboundedOperationError,
+    has_registered_bound,
     lookup_bound,
 )
 
@@ -58,6 +59,14 @@ class TrainingBound:
     head_weight: torch.Tensor | None
 
 
+class _BoundTracer(fx.Tracer):
+    """Keeps every module with a registered bound whole (a custom layer is bounded as a unit,
+    not traced into operations that may have no bound of their own)."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return has_registered_bound(module) or super().is_leaf_module(module, qualified_name)
+
+
 def _state_key(node: str, name: str) -> str:
     return re.sub(r"\W", "_", f"{node}__{name}")
 
@@ -83,7 +92,7 @@ class NetworkBound(nn.Module):
     # -- tracing ------------------------------------------------------------------------------
 
     def _trace(self, model: nn.Module) -> tuple[list[_Step], str, str | None]:
-        graph_module = fx.symbolic_trace(model)
+        graph_module = fx.GraphModule(model, _BoundTracer().trace(model))
         param = next(model.parameters(), None)
         example = torch.zeros(
             (1, *self.input_shape),

@@ -125,12 +125,26 @@ class UnboundedOperationError(LookupError):
     """The network uses an operation for which no Lipschitz bound is registered."""
 
 
+def _bounded_class(module: nn.Module) -> type | None:
+    """The nearest class in the module's MRO with a registered bound — provided the module
+    computes the same function (a subclass that overrides ``forward`` is not covered)."""
+    forward = type(module).forward
+    for cls in type(module).__mro__:
+        if cls in _BOUNDS:
+            return cls if cls.forward is forward else None
+    return None
+
+
+def has_registered_bound(module: nn.Module) -> bool:
+    return _bounded_class(module) is not None
+
+
 def lookup_bound(key: Any, description: str) -> LayerBound:
     """The bound for a module instance (by type, following the MRO), function or method name."""
     if isinstance(key, nn.Module):
-        for cls in type(key).__mro__:
-            if cls in _BOUNDS:
-                return _BOUNDS[cls]
+        cls = _bounded_class(key)
+        if cls is not None:
+            return _BOUNDS[cls]
     elif key in _BOUNDS:
         return _BOUNDS[key]
     raise UnboundedOperationError(

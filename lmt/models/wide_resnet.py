@@ -43,12 +43,16 @@ class WideBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.shortcut = _shortcut(cin, cout, stride, shortcut)
+        # Weights of the residual sum; identities unless a method (Parseval) replaces them.
+        self.mix_residual: nn.Module = nn.Identity()
+        self.mix_shortcut: nn.Module = nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         bnx = self.relu_in(self.bn_in(x))
         h = self.conv2(self.dropout(self.relu1(self.bn1(self.conv1(bnx)))))
         # Identity shortcuts take the pre-BN sum x; projection shortcuts take bnx.
-        return h + (x if self.shortcut is None else self.shortcut(bnx))
+        skip = x if self.shortcut is None else self.shortcut(bnx)
+        return self.mix_residual(h) + self.mix_shortcut(skip)
 
 
 class WideResNet(nn.Module):

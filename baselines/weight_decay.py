@@ -1,0 +1,29 @@
+"""Weight decay (§6.2 baseline): cross-entropy with L2 decay on every parameter (Chainer's
+``WeightDecay`` hook decays all parameters, biases and BatchNorm included)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
+
+
+@register_method("weight_decay")
+class WeightDecay(Method):
+    @dataclass(frozen=True)
+    class Params:
+        weight_decay: float = 5e-4
+
+        def __post_init__(self) -> None:
+            if self.weight_decay < 0:
+                raise ValueError(f"parameter 'weight_decay' must be ≥ 0, got {self.weight_decay}")
+
+    def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+        return [{"params": list(model.parameters()), "weight_decay": self.params.weight_decay}]
+
+    def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return cross_entropy_loss(ctx, x, y)
