@@ -10,5 +10,7 @@ rule certify:
     benchmark:
         BENCHMARKS + "/certify/{method}_seed{seed}.tsv"
     threads: 1
+    resources:
+        gpu=1,
     script:
         "../scripts/certify.py"

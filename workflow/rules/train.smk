@@ -11,5 +11,7 @@ rule train:
     benchmark:
         BENCHMARKS + "/train/{method}_seed{seed}.tsv"
     threads: 1
+    resources:
+        gpu=1,
     script:
         "../scripts/train.py"
