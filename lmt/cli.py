@@ -2,8 +2,8 @@
 
     lmt-bench run --config config/config.yaml [--method lmt] [--seed 0]
 
-runs train → certify → attack → merge for the selected runs, then the tables and the figure,
-writing the same files as the Snakemake workflow (whose rules call the same functions). Use it
+runs train → certify → attacks → gradient bounds → merge (soundness gate) for the selected
+runs, then the tables and the figure, writing the same files as the Snakemake workflow (whose rules call the same functions). Use it
 for interactive work or debugging; use Snakemake for parallel, incremental runs.
 """
 
@@ -44,18 +44,27 @@ def _run_experiment(config: dict, args: argparse.Namespace) -> None:
         if args.force or not (d / "model.pt").exists():
             pipeline.train_stage(config, method, seed, str(d / "model.pt"), str(d / "train_log.csv"), str(d / "resume.pt"))
         pipeline.certify_stage(config, str(d / "model.pt"), str(d / "certified.csv"), str(d / "bounds.json"))
-        pipeline.attack_stage(config, str(d / "model.pt"), str(d / "attack_cw.csv"))
-        pipeline.merge_stage(str(d / "certified.csv"), str(d / "attack_cw.csv"), str(d / "examples.csv"), f"{experiment}/{method}/seed{seed}")
+        attack_csvs = {label: str(d / f"attack_{label}.csv") for label in config["attack"]["attacks"]}
+        for label, path in attack_csvs.items():
+            pipeline.attack_stage(config, str(d / "model.pt"), label, path)
+        pipeline.gradient_bounds_stage(config, str(d / "model.pt"), str(d / "gradient_bounds.csv"), str(d / "gradient_bounds.json"))
+        pipeline.merge_stage(
+            str(d / "certified.csv"), str(d / "gradient_bounds.csv"), attack_csvs, str(d / "examples.csv"),
+            f"{experiment}/{method}/seed{seed}",
+        )
         examples.append(str(d / "examples.csv"))
     out = results_dir(experiment)
     radii = config["report"]["radii"]
     pipeline.aggregate_stage(
-        examples, runs, radii, f"{out}/tables/metrics.csv", f"{out}/tables/summary.csv", f"{out}/tables/summary.md"
+        examples, runs, radii, f"{out}/tables/metrics.csv", f"{out}/tables/summary.csv", f"{out}/tables/summary.md",
+        f"{out}/tables/attacks.csv", f"{out}/tables/attacks.md",
     )
+    pipeline.chain_stage(examples, runs, f"{out}/tables/inequality_chain.csv", f"{out}/tables/inequality_chain.md")
     pipeline.plot_stage(
         examples, runs, [f"{out}/figures/accuracy_vs_radius.png", f"{out}/figures/accuracy_vs_radius.pdf"], radii, experiment
     )
     print(Path(f"{out}/tables/summary.md").read_text())
+    print(Path(f"{out}/tables/inequality_chain.md").read_text())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ source of truth for keys, defaults and descriptions; the Snakefile and the CLI b
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,36 @@ def load_schema() -> dict[str, Any]:
         return yaml.safe_load(f)
 
 
-def _fill_defaults(instance: Any, schema: dict[str, Any]) -> None:
-    """Insert schema defaults into ``instance`` in place, recursing into nested objects."""
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` ("#/$defs/name") to the schema it points at."""
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    if not ref.startswith("#/"):
+        raise ValueError(f"only local $refs are supported, got {ref!r}")
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part]
+    return _resolve(target, root)
+
+
+def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any] | None = None) -> None:
+    """Insert schema defaults into ``instance`` in place, recursing into nested objects
+    (named ``properties`` and keys matching ``patternProperties``, through local ``$ref``s)."""
+    root = schema if root is None else root
+    schema = _resolve(schema, root)
     if not isinstance(instance, dict) or schema.get("type") != "object":
         return
     for key, sub in schema.get("properties", {}).items():
+        sub = _resolve(sub, root)
         if key not in instance and "default" in sub:
             instance[key] = copy.deepcopy(sub["default"])
         if key in instance:
-            _fill_defaults(instance[key], sub)
+            _fill_defaults(instance[key], sub, root)
+    for pattern, sub in schema.get("patternProperties", {}).items():
+        for key in instance:
+            if key not in schema.get("properties", {}) and re.search(pattern, key):
+                _fill_defaults(instance[key], sub, root)
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -103,7 +125,7 @@ def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _check_registered_names(config: dict[str, Any], prefix: str = "") -> None:
-    """Names the schema cannot know: models and methods come from registries."""
+    """Names the schema cannot know: models, methods and attacks come from registries."""
     from lmt.methods import get_method_spec
     from lmt.models import list_models
 
@@ -117,6 +139,19 @@ def _check_registered_names(config: dict[str, Any], prefix: str = "") -> None:
             get_method_spec(run_name, params)
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"config key '{prefix}methods.{run_name}': {err}") from None
+    _check_attacks(config["attack"]["attacks"], prefix)
+
+
+def _check_attacks(attacks: dict[str, Any], prefix: str = "") -> None:
+    """Attack names come from the registry in lmt.attacks; their parameters from its classes."""
+    from lmt.attacks import create_attack
+
+    for label, params in attacks.items():
+        try:
+            create_attack(label, params)
+        except (KeyError, TypeError, ValueError) as err:
+            message = err.args[0] if isinstance(err, KeyError) else err
+            raise ConfigError(f"config key '{prefix}attack.attacks.{label}': {message}") from None
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""The stages of one run as functions from files to files: train, certify, attack, merge,
-aggregate, plot. The Snakemake scripts and the ``lmt-bench`` CLI are thin adapters over these.
+"""The stages of one run as functions from files to files: train, certify, attack (one per
+configured attack), gradient bounds (the inequality chain), merge (with the soundness gate),
+aggregate, chain table, plot. The Snakemake scripts and the ``lmt-bench`` CLI are thin adapters
+over these.
 
 Every output is written atomically, with a provenance record beside it (``*.provenance.json``).
 """
@@ -8,12 +10,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
-from lmt import attacks, certify
+from lmt import analysis, attacks, certify
 from lmt.bounds import CertifySettings
 from lmt.data import load_dataset
 from lmt.device import choose_device, describe
@@ -21,12 +24,17 @@ from lmt.io import atomic_path, write_csv, write_json
 from lmt.methods import load_plugins
 from lmt.provenance import record
 from lmt.report.figures import plot_accuracy_vs_radius
-from lmt.report.tables import metrics_table, summary_markdown, summary_table
+from lmt.report.tables import (
+    attack_markdown,
+    attack_table,
+    chain_markdown,
+    chain_table,
+    metrics_table,
+    summary_markdown,
+    summary_table,
+)
+from lmt.soundness import SoundnessError, attack_labels, check_soundness  # noqa: F401 (re-exported)
 from lmt.train import TrainSettings, load_trained, predict, train
-
-
-class SoundnessError(AssertionError):
-    """A certified radius exceeds the distance of an adversarial example that was found."""
 
 
 def _provenance_path(path: str | Path) -> Path:
@@ -101,47 +109,111 @@ def certify_stage(config: dict[str, Any], model_path: str, out_csv: str, bounds_
     return frame
 
 
-def attack_stage(config: dict[str, Any], model_path: str, out_csv: str, progress: bool = True) -> pd.DataFrame:
-    """Per-example C&W minimal distances on the first ``attack.n_examples`` test examples."""
+def _attack_examples(config: dict[str, Any], n_test: int) -> int:
+    """How many test examples (the first ones) are attacked."""
+    return config["attack"]["n_examples"] or n_test
+
+
+def attack_stage(
+    config: dict[str, Any], model_path: str, attack_label: str, out_csv: str, progress: bool = True
+) -> pd.DataFrame:
+    """Per-example minimal distances of one configured attack on the first
+    ``attack.n_examples`` test examples: columns ``<label>_distance``, ``<label>_success``."""
     started = time.perf_counter()
     load_plugins(config["plugins"])
     device = choose_device(config["training"]["device"])
     dataset = load_dataset(config["data"])
     trained = load_trained(model_path, device)
-    spec = dict(config["attack"])
-    n = spec.pop("n_examples") or len(dataset.test)
-    batch_size = spec.pop("batch_size")
-    budget = attacks.CWBudget(**spec)
+    spec = config["attack"]
+    if attack_label not in spec["attacks"]:
+        raise KeyError(f"attack {attack_label!r} is not configured; configured: {list(spec['attacks'])}")
+    attack = attacks.create_attack(attack_label, spec["attacks"][attack_label])
+    n = _attack_examples(config, len(dataset.test))
+    torch.manual_seed(spec["seed"])
     result = attacks.minimal_l2(
-        trained.model, dataset.test.x[:n], dataset.test.y[:n], budget, batch_size, device, progress
+        trained.model, dataset.test.x[:n], dataset.test.y[:n], attack, spec["batch_size"], device, progress
     )
     frame = pd.DataFrame(
         {
             "example_id": np.arange(n),
-            "cw_distance": result.distance.numpy(),
-            "cw_success": result.success.numpy(),
+            f"{attack_label}_distance": result.distance.numpy(),
+            f"{attack_label}_success": result.success.numpy(),
         }
     )
     write_csv(out_csv, frame)
     write_json(
         _provenance_path(out_csv),
-        record(config, describe(device), time.perf_counter() - started, attack="cw", budget=result.budget),
+        record(config, describe(device), time.perf_counter() - started, attack=attack_label, budget=result.budget,
+               n_examples=n, batch_size=spec["batch_size"], seed=spec["seed"]),
     )
     return frame
 
 
-def merge_stage(certified_csv: str, attack_csv: str, out_csv: str, run_label: str) -> pd.DataFrame:
-    """Join certificates and attack distances on the attacked examples; enforce r ≤ distance."""
-    certified = pd.read_csv(certified_csv)
-    attacked = pd.read_csv(attack_csv)
-    frame = certified.merge(attacked, on="example_id", how="inner", validate="one_to_one")
-    violations = frame[frame["certified_radius"] > frame["cw_distance"]]
-    if len(violations):
-        shown = violations[["example_id", "certified_radius", "cw_distance"]].head(20)
-        raise SoundnessError(
-            f"{run_label}: {len(violations)} example(s) have a certified radius larger than the "
-            f"C&W distance, so the certificate is unsound:\n{shown.to_string(index=False)}"
-        )
+def gradient_bounds_stage(
+    config: dict[str, Any], model_path: str, out_csv: str, out_json: str, progress: bool = True
+) -> pd.DataFrame:
+    """(B) and (C) of the inequality chain for every test example (lmt.analysis)."""
+    started = time.perf_counter()
+    device = choose_device(config["training"]["device"])
+    dataset = load_dataset(config["data"])
+    trained = load_trained(model_path, device)
+    settings = config["chain"]
+    bounds = analysis.gradient_bounds(
+        trained.model, dataset.test.x, dataset.test.y, settings["batch_size"], settings["n_noise"],
+        settings["seed"], device, progress,
+    )
+    frame = pd.DataFrame(
+        {
+            "example_id": np.arange(len(dataset.test)),
+            "radius_global_grad": bounds.radius_global.numpy(),
+            "radius_local_grad": bounds.radius_local.numpy(),
+            "chain_batch": bounds.batch.numpy(),
+        }
+    )
+    write_csv(out_csv, frame)
+    write_json(
+        out_json,
+        {
+            "global_pairwise_gradient_bound": bounds.global_pairwise.tolist(),
+            "settings": settings,
+            "pairs": "K[i][j] = max over test set and noise of ||grad_x (F_i - F_j)||; radius = "
+                     "min over i != y of max(0, z_y - z_i) / K[y][i] (official code's choice)",
+            "provenance": record(config, describe(device), time.perf_counter() - started),
+        },
+    )
+    return frame
+
+
+def merge_stage(
+    certified_csv: str, gradient_csv: str | None, attack_csvs: Mapping[str, str], out_csv: str, run_label: str
+) -> pd.DataFrame:
+    """One tidy per-example table on the attacked examples: certificates, the chain's (B) and
+    (C), one ``<attack>_distance``/``_success`` pair per attack, ``min_attack_distance`` (D) and
+    ``min_attack``; then the soundness gate (:func:`lmt.soundness.check_soundness`)."""
+    frame = pd.read_csv(certified_csv)
+    if gradient_csv is not None:
+        frame = frame.merge(pd.read_csv(gradient_csv), on="example_id", how="left", validate="one_to_one")
+    ids = None
+    for label, path in attack_csvs.items():
+        attacked = pd.read_csv(path)
+        expected = [f"{label}_distance", f"{label}_success"]
+        if list(attacked.columns) != ["example_id", *expected]:
+            raise ValueError(f"{run_label}: {path} has columns {list(attacked.columns)}, expected example_id + {expected}")
+        if ids is None:
+            ids = set(attacked["example_id"])
+        elif set(attacked["example_id"]) != ids:
+            raise ValueError(f"{run_label}: attack {label!r} covers other examples than {next(iter(attack_csvs))!r}")
+        missing = set(attacked["example_id"]) - set(frame["example_id"])
+        if missing:
+            raise ValueError(f"{run_label}: attack {label!r} has examples without a certificate: {sorted(missing)}")
+        frame = frame.merge(attacked, on="example_id", how="inner", validate="one_to_one")
+    labels = list(attack_csvs)
+    if labels:
+        distances = frame[[f"{label}_distance" for label in labels]].to_numpy(dtype=float)
+        frame["min_attack_distance"] = distances.min(axis=1)  # NaN propagates to the gate
+        closest = np.asarray(labels)[np.nan_to_num(distances, nan=np.inf).argmin(axis=1)]
+        frame["min_attack"] = np.where(np.isfinite(frame["min_attack_distance"]), closest, "")
+    check_soundness(frame, run_label)
     write_csv(out_csv, frame)
     return frame
 
@@ -152,15 +224,34 @@ def _runs(paths: Sequence[str], labels: Sequence[tuple[str, int]]) -> list[tuple
 
 def aggregate_stage(
     example_paths: Sequence[str], labels: Sequence[tuple[str, int]], radii: Sequence[float],
-    metrics_csv: str, summary_csv: str, summary_md: str,
+    metrics_csv: str, summary_csv: str, summary_md: str, attacks_csv: str | None = None, attacks_md: str | None = None,
 ) -> pd.DataFrame:
-    metrics = metrics_table(_runs(example_paths, labels), radii)
+    """Long metrics per run, the per-method summary, and the per-(method, attack) table."""
+    runs = _runs(example_paths, labels)
+    metrics = metrics_table(runs, radii)
     summary = summary_table(metrics)
     write_csv(metrics_csv, metrics)
     write_csv(summary_csv, summary)
     with atomic_path(summary_md) as tmp:
         tmp.write_text(summary_markdown(summary))
+    if attacks_csv is not None:
+        per_attack = attack_table(summary, attack_labels(runs[0][2]), radii)
+        write_csv(attacks_csv, per_attack)
+        if attacks_md is not None:
+            with atomic_path(attacks_md) as tmp:
+                tmp.write_text(attack_markdown(per_attack))
     return summary
+
+
+def chain_stage(
+    example_paths: Sequence[str], labels: Sequence[tuple[str, int]], out_csv: str, out_md: str
+) -> pd.DataFrame:
+    """Ratios (B)/(A), (C)/(B), (D)/(C) of the inequality chain per (method, seed)."""
+    table = chain_table(_runs(example_paths, labels))
+    write_csv(out_csv, table)
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(chain_markdown(table))
+    return table
 
 
 def plot_stage(

@@ -13,7 +13,8 @@ def test_default_config_file_is_valid_and_complete() -> None:
     config = load_config(REPO / "config" / "config.yaml")
     assert config["model"] == "wong_kolter_mnist"
     assert set(config["methods"]) == {"standard", "lmt"}
-    assert config["attack"]["steps"] == 100 and config["attack"]["binary_search_steps"] == 9
+    cw = config["attack"]["attacks"]["cw"]
+    assert cw["steps"] == 100 and cw["binary_search_steps"] == 9, "the paper's C&W budget"
 
 
 def test_empty_config_gets_every_default() -> None:
@@ -28,7 +29,12 @@ def test_empty_config_gets_every_default() -> None:
     [
         ({"training": {"epochs": -1}}, "training.epochs"),
         ({"training": {"epoch": 3}}, "training"),  # unknown key
-        ({"attack": {"steps": "many"}}, "attack.steps"),
+        ({"attack": {"attacks": {"cw": {"steps": "many"}}}}, "attack.attacks.cw.steps"),
+        ({"attack": {"attacks": {"cw": {"stepz": 10}}}}, "attack.attacks.cw"),  # unknown parameter
+        ({"attack": {"attacks": {"sparse_rs": {}}}}, "attack.attacks.sparse_rs"),  # unknown attack
+        ({"attack": {"attacks": {}}}, "attack.attacks"),
+        ({"attack": {"steps": 100}}, "attack"),  # the walking skeleton's flat C&W keys
+        ({"chain": {"n_noise": -1}}, "chain.n_noise"),
         ({"data": {"name": "imagenet"}}, "data.name"),
         ({"methods": {"nonexistent": {}}}, "methods.nonexistent"),
         ({"methods": {"lmt": {"c": -1.0}}}, "methods.lmt"),

@@ -75,12 +75,12 @@ def test_parseval_keeps_weights_near_parseval_tight(small: Dataset, tmp_path) ->
         return [float((w @ w.T - torch.eye(len(w))).norm() / len(w) ** 0.5) for w in mats]
 
     results = {}
-    for name, params in [("standard", {}), ("parseval", {"beta": 0.01})]:
+    for name, params in [("standard", {}), ("parseval", {"beta": 0.1})]:
         trained = train("wong_kolter_mnist", small, name, params, TrainSettings(epochs=3, device="cpu"),
                         tmp_path / f"{name}.pt", tmp_path / f"{name}.csv", progress=False)
         results[name] = deviation(trained.model)
-    assert all(d < 0.1 for d in results["parseval"]), results
-    assert all(p < s / 3 for p, s in zip(results["parseval"], results["standard"])), results
+    assert all(d < 0.2 for d in results["parseval"]), results
+    assert all(p < s / 5 for p, s in zip(results["parseval"], results["standard"])), results
 
 
 def test_parseval_residual_weights_stay_on_the_simplex_and_bound_soundly() -> None:

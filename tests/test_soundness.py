@@ -1,11 +1,13 @@
-"""The harness's invariant on trained models: certified radius ≤ attack distance, per example."""
+"""The harness's invariant: certified radius ≤ attack distance, per example, on trained models;
+and the soundness gate that enforces it in the workflow."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lmt.attacks import CWBudget, minimal_l2
+from lmt.analysis import gradient_bounds
+from lmt.attacks import CWBudget, create_attack, list_attacks, minimal_l2
 from lmt.certify import radius_prop1, radius_prop2
 from lmt.train import predict
 
@@ -31,6 +33,27 @@ def test_certified_radius_never_exceeds_cw_distance(run: str, trained_models, mn
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("run", ["standard", "lmt"])
+def test_every_attack_and_the_gradient_bounds_respect_the_certificate(run: str, trained_models, mnist) -> None:
+    """(A) ≤ (D) for every registered attack at its default budget, and (A) ≤ (B) ≤ (C)."""
+    trained = trained_models[run]
+    x, y = mnist.test.x[:100], mnist.test.y[:100]
+    bound = trained.bound.certified_bound()
+    r2 = radius_prop2(predict(trained.model, x), y, bound.head_weight, bound.body)
+    for name in list_attacks():
+        if name == "cw":
+            continue  # above, on more examples
+        torch.manual_seed(0)
+        result = minimal_l2(trained.model, x, y, create_attack(name), batch_size=100, progress=False)
+        assert result.success.float().mean() > 0.9, f"{name} should fool most examples"
+        violations = (r2 > result.distance).nonzero().flatten().tolist()
+        assert not violations, f"certified radius > {name} distance on examples {violations}"
+    chain = gradient_bounds(trained.model, x, y, batch_size=50, n_noise=3, progress=False)
+    assert (r2 <= chain.radius_global * (1 + 1e-4)).all()
+    assert (chain.radius_global <= chain.radius_local).all()
+
+
+@pytest.mark.slow
 def test_lmt_enlarges_certified_radii(trained_models, mnist) -> None:
     radii = {}
     for run, trained in trained_models.items():
@@ -49,3 +72,108 @@ def test_attack_success_is_checked_by_our_own_forward_pass() -> None:
     x = torch.rand(5, 1, 2, 2)
     result = minimal_l2(model, x, torch.zeros(5, dtype=torch.long), CWBudget(steps=5, binary_search_steps=2), progress=False)
     assert torch.isinf(result.distance).all() and not result.success.any()
+
+
+# --- The soundness gate (lmt.soundness, the merge stage and its Snakemake rule) ---------------
+
+
+def _run_tables(tmp_path, cw, deepfool, radius=(0.1, 0.5, 0.2, 0.9), grad=None) -> tuple[str, str, dict[str, str]]:
+    """Hand-written inputs of the merge stage for four examples."""
+    import pandas as pd
+
+    n = len(radius)
+    certified = pd.DataFrame({
+        "example_id": range(n), "label": [0] * n, "prediction": [0] * n, "margin": [1.0] * n,
+        "lipschitz_bound": [2.0] * n, "body_bound": [1.0] * n, "radius_prop1": [0.0] * n,
+        "certified_radius": list(radius), "certificate": ["prop2"] * n,
+    })
+    grad = [2 * r + 0.1 for r in radius] if grad is None else grad
+    gradient = pd.DataFrame({"example_id": range(n), "radius_global_grad": grad,
+                             "radius_local_grad": [g + 0.1 for g in grad], "chain_batch": [0] * n})
+    paths = {"certified": tmp_path / "certified.csv", "gradient": tmp_path / "gradient_bounds.csv"}
+    certified.to_csv(paths["certified"], index=False)
+    gradient.to_csv(paths["gradient"], index=False)
+    attacks = {}
+    for label, dist in (("cw", cw), ("deepfool", deepfool)):
+        attacks[label] = str(tmp_path / f"attack_{label}.csv")
+        pd.DataFrame({"example_id": range(n), f"{label}_distance": dist,
+                      f"{label}_success": [d != float("inf") for d in dist]}).to_csv(attacks[label], index=False)
+    return str(paths["certified"]), str(paths["gradient"]), attacks
+
+
+def test_merge_writes_one_column_pair_per_attack_and_the_smallest_distance(tmp_path) -> None:
+    import pandas as pd
+
+    from lmt.pipeline import merge_stage
+
+    inf = float("inf")
+    certified, gradient, attacks = _run_tables(tmp_path, [0.3, 0.7, inf, 1.0], [0.2, 0.8, inf, 1.2])
+    merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
+    frame = pd.read_csv(tmp_path / "examples.csv", keep_default_na=False)
+    for column in ("cw_distance", "cw_success", "deepfool_distance", "deepfool_success", "min_attack_distance",
+                   "radius_global_grad", "radius_local_grad"):
+        assert column in frame
+    assert frame["min_attack_distance"].tolist() == [0.2, 0.7, inf, 1.0]
+    assert frame["min_attack"].tolist() == ["deepfool", "cw", "", "cw"]
+
+
+def test_gate_names_the_run_the_examples_and_the_numbers(tmp_path) -> None:
+    from lmt.pipeline import SoundnessError, merge_stage
+
+    inf = float("inf")
+    # example 1: radius 0.5 > DeepFool 0.4375; example 3: radius 0.9 > C&W 0.8125
+    certified, gradient, attacks = _run_tables(tmp_path, [0.3, 0.7, inf, 0.8125], [0.2, 0.4375, inf, 1.2])
+    with pytest.raises(SoundnessError) as err:
+        merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed3")
+    message = str(err.value)
+    assert "exp/lmt/seed3" in message and "2 example(s)" in message and "ids: [1, 3]" in message
+    for number in ("0.4375", "0.8125", "0.5", "0.9"):
+        assert number in message
+    assert not (tmp_path / "examples.csv").exists(), "nothing is written past a failed gate"
+
+
+def test_gate_catches_a_certified_bound_below_a_gradient_norm_and_nan(tmp_path) -> None:
+    from lmt.pipeline import SoundnessError, merge_stage
+
+    certified, gradient, attacks = _run_tables(
+        tmp_path, [1.0] * 4, [1.0] * 4, radius=(0.1, 0.5, 0.2, 0.3), grad=[0.2, 0.25, 0.3, 0.3]
+    )
+    with pytest.raises(SoundnessError, match=r"(?s)gradient norm.*ids: \[1\]"):
+        merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
+    certified, gradient, attacks = _run_tables(tmp_path, [1.0, float("nan"), 1.0, 1.0], [1.0] * 4)
+    with pytest.raises(SoundnessError, match=r"(?s)NaN.*ids: \[1\]"):
+        merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
+
+
+def test_gate_fails_the_snakemake_rule(tmp_path) -> None:
+    """The merge_examples rule on hand-written inputs: the job fails and its log names the
+    run, the example ids and the numbers."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    run = tmp_path / "results" / "gate" / "runs" / "standard" / "seed0"
+    run.mkdir(parents=True)
+    (run / "model.pt").write_bytes(b"")  # never read: only merge_examples may run
+    _run_tables(run, [0.3, 0.7, 0.15, 1.0], [0.2, 0.8, 0.25, 1.2])
+    past = 1_000_000_000
+    os.utime(run / "model.pt", (past, past))
+    config = tmp_path / "gate.yaml"
+    config.write_text(yaml.safe_dump({
+        "experiment": "gate", "methods": {"standard": {}},
+        "attack": {"attacks": {"cw": {}, "deepfool": {}}},
+    }))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--configfile", str(config),
+         "--directory", str(tmp_path), "--cores", "1", "--allowed-rules", "merge_examples",
+         "--rerun-triggers", "mtime", "--show-failed-logs", str(run.relative_to(tmp_path) / "examples.csv")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    log = (tmp_path / "results" / "gate" / "logs" / "merge_examples" / "standard_seed0.log").read_text()
+    assert "gate/standard/seed0" in log and "ids: [2]" in log and "0.15" in log and "0.2" in log
+    assert not (run / "examples.csv").exists()

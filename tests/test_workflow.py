@@ -26,7 +26,11 @@ def test_dry_run_plans_the_default_dag(tmp_path) -> None:
     result = _snakemake("-n", "--configfile", str(REPO / "config/config.yaml"), "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr + result.stdout
     out = result.stdout + result.stderr
-    for rule, count in [("train", 2), ("certify", 2), ("attack_cw", 2), ("merge_examples", 2), ("aggregate", 1), ("plot_accuracy_vs_radius", 1)]:
+    planned = [
+        ("train", 2), ("certify", 2), ("attack", 2 * 5), ("gradient_bounds", 2), ("merge_examples", 2),
+        ("aggregate", 1), ("inequality_chain", 1), ("plot_accuracy_vs_radius", 1),
+    ]
+    for rule, count in planned:
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), f"{rule} x{count} not planned"
 
 
@@ -47,7 +51,11 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
         "training": {"epochs": 2},
         "methods": {"standard": {}, "lmt": {"c": 1.0}},
         "certify": {"n_iter": 300, "n_starts": 4},
-        "attack": {"n_examples": 40, "steps": 20, "binary_search_steps": 3},
+        "attack": {
+            "n_examples": 40,
+            "attacks": {"cw": {"steps": 20, "binary_search_steps": 3}, "deepfool": {}, "pgd.fast": {"steps": 5}},
+        },
+        "chain": {"n_noise": 2},
     }
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(config))
@@ -61,7 +69,16 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
         assert (root / "figures" / name).stat().st_size > 1000
     examples = pd.read_csv(root / "runs" / "lmt" / "seed0" / "examples.csv")
     assert len(examples) == 40
-    assert (examples["certified_radius"] <= examples["cw_distance"]).all()
+    for attack in ("cw", "deepfool", "pgd.fast"):
+        assert (examples["certified_radius"] <= examples[f"{attack}_distance"]).all()
+        assert (root / "runs" / "lmt" / "seed0" / f"attack_{attack}.provenance.json").exists()
+    distances = examples[["cw_distance", "deepfool_distance", "pgd.fast_distance"]]
+    assert (examples["min_attack_distance"] == distances.min(axis=1)).all()
+    attacks = pd.read_csv(root / "tables" / "attacks.csv")
+    assert set(attacks["attack"]) == {"cw", "deepfool", "pgd.fast", "all_attacks"}
+    chain = pd.read_csv(root / "tables" / "inequality_chain.csv")
+    assert set(chain["ratio"]) == {"(B)/(A)", "(C)/(B)", "(D)/(C)"} and len(chain) == 6
+    assert (chain.loc[chain["ratio"] != "(D)/(C)", "median"] >= 1).all()
     assert not (root / "runs" / "lmt" / "seed0" / "resume.pt").exists()
     again = _snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -1,4 +1,5 @@
-"""Figures: accuracy against L2 radius, certified (solid) and under attack (dashed)."""
+"""Figures: accuracy against L2 radius, certified (solid) and under attack (dashed: the
+smallest distance over every attack that was run, (D) of the inequality chain)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import pandas as pd  # noqa: E402
 
 
 def accuracy_curves(examples: pd.DataFrame, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Certified and under-attack accuracy of one run at every radius of ``grid``."""
+    """Certified and under-attack (all attacks) accuracy of one run at every radius of ``grid``."""
     radii = examples["certified_radius"].to_numpy()[:, None]
-    dists = examples["cw_distance"].to_numpy()[:, None]
+    dists = examples["min_attack_distance"].to_numpy()[:, None]
     return (radii >= grid).mean(0), (dists > grid).mean(0)
 
 
@@ -34,7 +35,7 @@ def plot_accuracy_vs_radius(
         attacked = np.mean([a for _, a in curves], axis=0)
         colour = colours[i % len(colours)]
         ax.plot(grid, certified, "-", color=colour, label=f"{method}: certified")
-        ax.plot(grid, attacked, "--", color=colour, label=f"{method}: under C&W")
+        ax.plot(grid, attacked, "--", color=colour, label=f"{method}: under attacks")
     ax.set_xlabel("L2 radius (pixels in [0, 1])")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)

@@ -1,10 +1,12 @@
-"""Per-example results → accuracy metrics per run → a summary table per method.
+"""Per-example results → accuracy metrics per run → summary tables per method.
 
 Definitions (all on the same test examples):
 
 * certified accuracy at r: fraction with certified radius ≥ r (misclassified points have 0);
-* accuracy under attack at r: fraction whose smallest attack distance is > r (a misclassified
-  point has distance 0, an attack failure +inf).
+* accuracy under an attack at r: fraction whose attack distance is > r (a misclassified point
+  has distance 0, an attack failure +inf); "all attacks" uses the smallest distance over every
+  attack that was run, (D) of the inequality chain;
+* the chain ratios (B)/(A), (C)/(B), (D)/(C): see :mod:`lmt.analysis`.
 """
 
 from __future__ import annotations
@@ -13,24 +15,36 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from lmt.analysis import chain_ratios
+from lmt.soundness import attack_labels
+
 PER_EXAMPLE_COLUMNS = [
     "example_id", "label", "prediction", "margin", "lipschitz_bound", "body_bound",
-    "radius_prop1", "certified_radius", "cw_distance", "cw_success",
+    "radius_prop1", "certified_radius", "radius_global_grad", "radius_local_grad",
+    # then <attack>_distance, <attack>_success per attack, min_attack_distance, min_attack
 ]
+ALL_ATTACKS = "all_attacks"  # metric prefix of the smallest distance over the attacks
 
 
 def run_metrics(examples: pd.DataFrame, radii: Sequence[float]) -> dict[str, float]:
     """Scalar metrics of one (method, seed) run."""
     correct = examples["label"] == examples["prediction"]
+    attacks = attack_labels(examples)
+    distances = {a: examples[f"{a}_distance"] for a in attacks}
+    distances[ALL_ATTACKS] = examples["min_attack_distance"]
     metrics = {
         "n_examples": float(len(examples)),
         "clean_accuracy": float(correct.mean()),
         "median_certified_radius": float(examples["certified_radius"].median()),
-        "median_cw_distance": float(examples["cw_distance"].median()),
+        "median_min_attack_distance": float(examples["min_attack_distance"].median()),
     }
+    for a in attacks:
+        metrics[f"median_{a}_distance"] = float(distances[a].median())
+        metrics[f"{a}_success_rate"] = float(examples[f"{a}_success"].astype(bool).mean())
     for r in radii:
         metrics[f"certified_accuracy@{r:g}"] = float((examples["certified_radius"] >= r).mean())
-        metrics[f"cw_accuracy@{r:g}"] = float((examples["cw_distance"] > r).mean())
+        for name, dist in distances.items():
+            metrics[f"{name}_accuracy@{r:g}"] = float((dist > r).mean())
     return metrics
 
 
@@ -54,9 +68,20 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([seeds, mean, std], axis=1).reset_index()
 
 
+def _headline(name: str) -> bool:
+    """The summary's Markdown shows certified and all-attack accuracies and the two medians."""
+    return name in ("n_examples", "clean_accuracy", "median_certified_radius", "median_min_attack_distance") or (
+        name.startswith(("certified_accuracy@", f"{ALL_ATTACKS}_accuracy@"))
+    )
+
+
 def summary_markdown(summary: pd.DataFrame) -> str:
-    """Markdown with accuracies in percent ('mean ± std' when there are several seeds)."""
-    metrics = [c for c in summary.columns if c not in ("method", "n_seeds") and not c.endswith("_std")]
+    """Markdown with accuracies in percent ('mean ± std' when there are several seeds); the
+    per-attack columns are in the attack table, all of them in summary.csv."""
+    metrics = [
+        c for c in summary.columns
+        if c not in ("method", "n_seeds") and not c.endswith("_std") and _headline(c)
+    ]
     out = pd.DataFrame({"method": summary["method"], "seeds": summary["n_seeds"]})
     for name in metrics:
         if name == "n_examples":
@@ -75,3 +100,61 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         header = name.replace("_accuracy@", " acc. @").replace("_", " ") + (" (%)" if is_acc else "")
         out[header] = [cell(i) for i in range(len(summary))]
     return out.to_markdown(index=False) + "\n"
+
+
+def attack_table(summary: pd.DataFrame, attacks: Sequence[str], radii: Sequence[float]) -> pd.DataFrame:
+    """One row per (method, attack), means over seeds: success rate, median distance, accuracy
+    under the attack at every radius; plus an ``all_attacks`` row (the smallest distance)."""
+    rows = []
+    for _, row in summary.iterrows():
+        for a in [*attacks, ALL_ATTACKS]:
+            single = a != ALL_ATTACKS
+            out = {
+                "method": row["method"],
+                "attack": a,
+                "n_seeds": int(row["n_seeds"]),
+                "success_rate": row[f"{a}_success_rate"] if single else float("nan"),
+                "median_distance": row[f"median_{a}_distance" if single else "median_min_attack_distance"],
+            }
+            for r in radii:
+                out[f"accuracy@{r:g}"] = row[f"{a}_accuracy@{r:g}"]
+            rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def attack_markdown(table: pd.DataFrame) -> str:
+    """The attack table with rates in percent."""
+    out = table.copy()
+    for column in out.columns:
+        if column == "success_rate" or column.startswith("accuracy@"):
+            out[column] = [("—" if pd.isna(v) else f"{100 * v:.1f}") for v in out[column]]
+    out["median_distance"] = [f"{v:.3f}" for v in out["median_distance"]]
+    out.columns = [c.replace("accuracy@", "acc. @").replace("_", " ") + (" (%)" if ("acc" in c or c == "success_rate") else "") for c in out.columns]
+    return out.to_markdown(index=False) + "\n"
+
+
+def chain_table(runs: Iterable[tuple[str, int, pd.DataFrame]]) -> pd.DataFrame:
+    """Chain ratios per (method, seed): one row per ratio with median, mean and counts."""
+    frames = []
+    for method, seed, examples in runs:
+        ratios = chain_ratios(examples)
+        ratios.insert(0, "seed", seed)
+        ratios.insert(0, "method", method)
+        frames.append(ratios)
+    return pd.concat(frames, ignore_index=True)
+
+
+def chain_markdown(table: pd.DataFrame) -> str:
+    """One row per (method, seed), median (mean) of each ratio."""
+    rows = []
+    for (method, seed), group in table.groupby(["method", "seed"], sort=False):
+        row = {"method": method, "seed": seed}
+        for _, r in group.iterrows():
+            row[r["ratio"]] = f"{r['median']:.3g} ({r['mean']:.3g}), n = {r['n_examples']}"
+        rows.append(row)
+    note = (
+        "\nMedian (mean) over the examples where both values are finite and positive. (A) "
+        "certified radius, (B) margin / global gradient-based Lipschitz lower bound, (C) margin / "
+        "per-batch lower bound, (D) smallest attack distance.\n"
+    )
+    return pd.DataFrame(rows).to_markdown(index=False) + "\n" + note

@@ -28,6 +28,7 @@ wildcard_constraints:
     experiment=_alternatives(EXPERIMENTS),
     method=_alternatives(m for e in EXPERIMENTS.values() for m in e["methods"]),
     seed=r"\d+",
+    attack=_alternatives(a for e in EXPERIMENTS.values() for a in e["attack"]["attacks"]),
 
 
 def runs_of(experiment):
@@ -64,6 +65,31 @@ def experiment_setting(*keys):
     return value
 
 
+def attack_names(wildcards):
+    """The configured attacks of the job's experiment."""
+    return list(EXPERIMENTS[wildcards.experiment]["attack"]["attacks"])
+
+
+def attack_outputs(pattern):
+    """Input function: one per-run file per configured attack of the job's experiment."""
+
+    def inputs(wildcards):
+        return [pattern.format(**wildcards, attack=a) for a in attack_names(wildcards)]
+
+    return inputs
+
+
+def attack_budget(wildcards):
+    """The budget of one configured attack (a rule param, so a changed budget reruns it)."""
+    return EXPERIMENTS[wildcards.experiment]["attack"]["attacks"][wildcards.attack]
+
+
+def attack_settings(wildcards):
+    """What every attack of the experiment shares: examples, batch size, seed."""
+    attack = EXPERIMENTS[wildcards.experiment]["attack"]
+    return {k: v for k, v in attack.items() if k != "attacks"}
+
+
 def final_outputs():
     outputs = []
     for experiment in EXPERIMENTS:
@@ -71,6 +97,10 @@ def final_outputs():
         outputs += [
             f"{root}/tables/summary.csv",
             f"{root}/tables/summary.md",
+            f"{root}/tables/attacks.csv",
+            f"{root}/tables/attacks.md",
+            f"{root}/tables/inequality_chain.csv",
+            f"{root}/tables/inequality_chain.md",
             f"{root}/figures/accuracy_vs_radius.png",
             f"{root}/figures/accuracy_vs_radius.pdf",
         ]

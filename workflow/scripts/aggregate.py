@@ -11,4 +11,6 @@ with snakemake_job(snakemake):  # noqa: F821 (injected by Snakemake)
         snakemake.output.metrics,  # noqa: F821
         snakemake.output.summary,  # noqa: F821
         snakemake.output.markdown,  # noqa: F821
+        snakemake.output.attacks,  # noqa: F821
+        snakemake.output.attacks_markdown,  # noqa: F821
     )

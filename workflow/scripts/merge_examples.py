@@ -1,4 +1,5 @@
-"""Snakemake adapter: join certificates and attack distances, with the soundness gate."""
+"""Snakemake adapter: join certificates, gradient bounds and attack distances, with the
+soundness gate."""
 
 from lmt.pipeline import merge_stage
 from lmt.script_support import snakemake_job
@@ -7,7 +8,8 @@ with snakemake_job(snakemake):  # noqa: F821 (injected by Snakemake)
     wildcards = snakemake.wildcards  # noqa: F821
     merge_stage(
         snakemake.input.certified,  # noqa: F821
-        snakemake.input.attack,  # noqa: F821
+        snakemake.input.gradient,  # noqa: F821
+        dict(zip(snakemake.params.attacks, snakemake.input.attacks)),  # noqa: F821
         snakemake.output[0],  # noqa: F821
         run_label=f"{wildcards.experiment}/{wildcards.method}/seed{wildcards.seed}",
     )
