@@ -172,8 +172,6 @@ class _PerExampleL2PGD(fb.attacks.L2PGD):
 
     def __init__(self, *, loss: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if loss not in ("crossentropy", "margin"):
-            raise ValueError(f"PGD loss must be 'crossentropy' or 'margin', got {loss!r}")
         self.loss = loss
 
     def get_loss_fn(self, model: Any, labels: ep.Tensor) -> Callable[[ep.Tensor], ep.Tensor]:
@@ -215,6 +213,10 @@ class PGD(Attack):
     initial_epsilon: float = 1.0
     expansion_steps: int = 4
     search_steps: int = 8
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("margin", "crossentropy"):
+            raise ValueError(f"attack 'pgd': loss must be 'margin' or 'crossentropy', got {self.loss!r}")
 
     def perturb(self, fmodel: fb.PyTorchModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         pgd = _PerExampleL2PGD(

@@ -31,6 +31,8 @@ def test_create_attack_names_what_is_wrong() -> None:
         create_attack("sparse_rs")
     with pytest.raises(TypeError, match="'cw'.*stepz"):
         create_attack("cw.strong", {"stepz": 1000})
+    with pytest.raises(ValueError, match="'pgd'.*loss"):
+        create_attack("pgd", {"loss": "hinge"})
     strong = create_attack("cw.strong", {"steps": 1000})
     assert strong.steps == 1000 and strong.binary_search_steps == 9
     assert strong.budget() == {"attack": "cw", **dataclasses.asdict(strong)}
