@@ -15,6 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 warnings.filterwarnings("ignore", message=".*scipy.ndimage.filters.*", category=DeprecationWarning)
 
+# One thread: the tests' tensors are small, and on a 2-core CI machine (or beside other jobs)
+# two threads per process make attacks many times slower.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def mnist() -> Dataset:

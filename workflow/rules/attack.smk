@@ -14,6 +14,8 @@ rule attack:
     benchmark:
         BENCHMARKS + "/attack/{method}_seed{seed}_{attack}.tsv"
     threads: 1
+    resources:
+        gpu=1,
     script:
         "../scripts/attack.py"
 
