@@ -16,7 +16,11 @@ from lmt.bounds.registry import (
     UnboundedOperationError,
     register_bound,
     register_constant_bound,
+    register_fusion,
 )
+
+# Importing these modules registers the built-in bounds.
+from lmt.bounds import conv, layers  # noqa: E402,F401
 
 __all__ = [
     "BoundContext",
@@ -29,4 +33,5 @@ __all__ = [
     "UnboundedOperationError",
     "register_bound",
     "register_constant_bound",
+    "register_fusion",
 ]
