@@ -93,18 +93,7 @@ def test_residual_addition_adds_bounds() -> None:
     assert bound.body == pytest.approx(1 + inner, rel=1e-12)
 
 
-# Pooling and BatchNorm bounds are not registered yet (bound-engine issue): these must fail now.
-_NOT_YET_BOUNDED = {"lenet_mnist", "lenet_cifar", "wrn_16_4", "wrn_16_4_avg"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(raises=UnboundedOperationError, strict=True))
-        if n in _NOT_YET_BOUNDED else n
-        for n in list_models()
-    ],
-)
+@pytest.mark.parametrize("name", list_models())
 def test_every_registered_model_builds_and_is_bounded(name: str) -> None:
     model = create_model(name)
     shape = model_input_shape(name)

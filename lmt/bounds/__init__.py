@@ -20,7 +20,7 @@ from lmt.bounds.registry import (
 )
 
 # Importing these modules registers the built-in bounds.
-from lmt.bounds import conv, layers  # noqa: E402,F401
+from lmt.bounds import batchnorm, conv, layers, pooling  # noqa: E402,F401
 
 __all__ = [
     "BoundContext",
