@@ -80,5 +80,7 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
     assert set(chain["ratio"]) == {"(B)/(A)", "(C)/(B)", "(D)/(C)"} and len(chain) == 6
     assert (chain.loc[chain["ratio"] != "(D)/(C)", "median"] >= 1).all()
     assert not (root / "runs" / "lmt" / "seed0" / "resume.pt").exists()
+    layer_bounds = pd.read_csv(root / "runs" / "lmt" / "seed0" / "layer_bounds.csv")
+    assert {"certified", "method", "thm1_2", "cor1", "cisse", "peck", "frobenius"} <= set(layer_bounds.columns)
     again = _snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -16,9 +16,15 @@ from lmt.bounds.registry import (
     UnboundedOperationError,
     register_bound,
     register_constant_bound,
+    register_fusion,
 )
 
+# Importing these modules registers the built-in bounds.
+from lmt.bounds import batchnorm, conv, layers, pooling  # noqa: E402,F401
+from lmt.bounds.comparison import BoundComparison, compare_bounds, comparison_frame  # noqa: E402
+
 __all__ = [
+    "BoundComparison",
     "BoundContext",
     "CertifiedBound",
     "CertifySettings",
@@ -27,6 +33,9 @@ __all__ = [
     "NetworkBound",
     "TrainingBound",
     "UnboundedOperationError",
+    "compare_bounds",
+    "comparison_frame",
     "register_bound",
     "register_constant_bound",
+    "register_fusion",
 ]

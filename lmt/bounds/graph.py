@@ -1,43 +1,53 @@
 """Whole-network Lipschitz bounds by walking the ``torch.fx`` graph.
 
 Sequential composition multiplies, addition adds, concatenation adds in quadrature; each
-operation's own factor comes from the registry. If the network ends in a fully connected layer,
-its weight is kept apart (the "head") for the pairwise Prop. 2 certificate and LMT loss.
+operation's own factor comes from the registry, and a registered pair of consecutive modules
+(Conv2d → BatchNorm2d) is bounded as one operator when the first one's only user is the second.
+Shape queries (``x.size(0)``, ``x.shape``) carry no data and are skipped. If the network ends
+in a fully connected layer, its weight is kept apart (the "head") for the pairwise Prop. 2
+certificate and LMT loss.
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-import lmt.bounds.layers  # noqa: F401  (registers the built-in bounds)
 from lmt.bounds.layers import COMBINERS
 from lmt.bounds.registry import (
+    INPUT,
     BoundContext,
     CertifySettings,
     LayerBound,
     UnboundedOperationError,
     has_registered_bound,
     lookup_bound,
+    lookup_fusion,
 )
 
 
 @dataclass(frozen=True)
-class _Step:
+class Step:
     """One operation of the traced network with its registered bound."""
 
-    node: str
+    node: str  # the fx node whose value this step produces
     kind: str  # "layer" or "combine"
     description: str
-    inputs: tuple[str, ...]  # input-dependent argument nodes
-    target: Any = None
+    inputs: tuple[str, ...]  # input-dependent arguments, with repetitions (x + x)
+    target: Any = None  # module, function, method name, or a tuple of fused modules
     bound: LayerBound | None = None
     input_shape: tuple[int, ...] = ()
+    layer: str = ""  # module path(s) or function name, for tables
+    type_name: str = ""
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,16 +69,40 @@ class TrainingBound:
     head_weight: torch.Tensor | None
 
 
-class _BoundTracer(fx.Tracer):
-    """Keeps every module with a registered bound whole (a custom layer is bounded as a unit,
-    not traced into operations that may have no bound of their own)."""
-
-    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return has_registered_bound(module) or super().is_leaf_module(module, qualified_name)
-
-
 def _state_key(node: str, name: str) -> str:
     return re.sub(r"\W", "_", f"{node}__{name}")
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode inside the block; every submodule's own training flag is restored after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+_SHAPE_METHODS = {"size", "dim"}
+_SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
+_ALPHA_COMBINERS = {torch.add, torch.sub, "add", "sub", "add_"}
+
+
+class _Tracer(fx.Tracer):
+    """fx's default leaves (torch.nn modules) plus every module with a registered bound, so
+    that a registered custom layer is bounded as a whole instead of traced through."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return has_registered_bound(m) or super().is_leaf_module(m, module_qualified_name)
+
+
+def _data_args(node: fx.Node, data: set[str]) -> list[fx.Node]:
+    """The input-dependent arguments of ``node``, in order and with repetitions."""
+    found: list[fx.Node] = []
+    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) if n.name in data else None)
+    return found
 
 
 class NetworkBound(nn.Module):
@@ -86,64 +120,131 @@ class NetworkBound(nn.Module):
         self.steps, self.output, self.head = self._trace(model)
         for step in self.steps:
             if step.bound is not None:
+                step.bound.prepare(step.target)
                 for name, shape in step.bound.state_shapes(step.target, step.input_shape).items():
                     self.register_buffer(_state_key(step.node, name), torch.randn(shape))
 
     # -- tracing ------------------------------------------------------------------------------
 
-    def _trace(self, model: nn.Module) -> tuple[list[_Step], str, str | None]:
-        graph_module = fx.GraphModule(model, _BoundTracer().trace(model))
+    def _trace(self, model: nn.Module) -> tuple[list[Step], str, str | None]:
+        graph_module = fx.GraphModule(model, _Tracer().trace(model))
         param = next(model.parameters(), None)
         example = torch.zeros(
             (1, *self.input_shape),
             dtype=param.dtype if param is not None else torch.float32,
             device=param.device if param is not None else None,
         )
-        ShapeProp(graph_module).propagate(example)
-        depends: set[str] = set()
-        steps: list[_Step] = []
+        with eval_mode(model), torch.no_grad():  # no BatchNorm statistics updates
+            ShapeProp(graph_module).propagate(example)
+        data: set[str] = set()  # nodes whose value depends on the input's values
+        fused: dict[str, Step] = {}  # second node of a fused pair -> the fused step
+        steps: list[Step] = []
         output = ""
         for node in graph_module.graph.nodes:
             if node.op == "placeholder":
-                depends.add(node.name)
+                data.add(node.name)
                 continue
             if node.op == "get_attr":
                 continue
-            inputs = tuple(a.name for a in node.all_input_nodes if a.name in depends)
+            inputs = _data_args(node, data)
             if node.op == "output":
-                output = inputs[0]
+                output = inputs[0].name
                 continue
-            if not inputs:
-                continue  # a constant: does not depend on the input
-            depends.add(node.name)
+            if not inputs or self._is_shape_query(node, inputs):
+                continue  # a constant or a shape: does not depend on the input's values
+            data.add(node.name)
+            if node.name in fused:
+                steps.append(fused.pop(node.name))
+                continue
+            pair = self._fusion(model, node, inputs)
+            if pair is not None:
+                fused[pair.node] = pair
+                continue
             steps.append(self._make_step(model, node, inputs))
         head = self._find_head(steps, output)
         return steps, output, head
 
-    def _make_step(self, model: nn.Module, node: fx.Node, inputs: tuple[str, ...]) -> _Step:
+    @staticmethod
+    def _is_shape_query(node: fx.Node, inputs: list[fx.Node]) -> bool:
+        """``x.size()``, ``x.dim()``, ``x.shape`` …: values that do not depend on x's entries
+        (arithmetic on them then has no input-dependent argument and is skipped too)."""
+        if "tensor_meta" in node.meta:
+            return False
+        if node.op == "call_method" and node.target in _SHAPE_METHODS:
+            return True
+        return (
+            node.op == "call_function" and node.target is builtins.getattr
+            and node.args[1] in _SHAPE_ATTRIBUTES
+        )
+
+    def _fusion(self, model: nn.Module, node: fx.Node, inputs: list[fx.Node]) -> Step | None:
+        """A fused step if ``node``'s module and that of its only user have a registered fusion."""
+        if node.op != "call_module" or len(node.users) != 1 or len(inputs) != 1:
+            return None
+        (user,) = node.users
+        if user.op != "call_module" or len(user.all_input_nodes) != 1 or len(user.args) != 1:
+            return None
+        first, second = model.get_submodule(node.target), model.get_submodule(user.target)
+        bound = lookup_fusion(first, second)
+        if bound is None:
+            return None
+        types = f"{type(first).__name__}+{type(second).__name__}"
+        return Step(
+            user.name, "layer",
+            f"modules {node.target!r} + {user.target!r} ({types}, bounded as one operator)",
+            (inputs[0].name,), (first, second), bound, self._shape(inputs[0]),
+            f"{node.target}+{user.target}", types,
+        )
+
+    @staticmethod
+    def _shape(node: fx.Node) -> tuple[int, ...]:
+        return tuple(node.meta["tensor_meta"].shape[1:])
+
+    def _make_step(self, model: nn.Module, node: fx.Node, inputs: list[fx.Node]) -> Step:
+        names = tuple(n.name for n in inputs)
         if node.op == "call_module":
             target: Any = model.get_submodule(node.target)
             key, description = target, f"module {node.target!r} ({type(target).__name__})"
+            layer, type_name = str(node.target), type(target).__name__
         elif node.op == "call_function":
             target = key = node.target
-            description = f"function {getattr(key, '__name__', key)!r} (node {node.name!r})"
+            name = getattr(key, "__name__", str(key))
+            description = f"function {name!r} (node {node.name!r})"
+            layer, type_name = node.name, name
         else:  # call_method
             target = key = node.target
             description = f"tensor method {key!r} (node {node.name!r})"
+            layer, type_name = node.name, str(key)
         if not isinstance(key, nn.Module) and key in COMBINERS:
-            return _Step(node.name, "combine", description, inputs, target=key)
+            if key in _ALPHA_COMBINERS and (len(node.args) > 2 or node.kwargs.get("alpha", 1) != 1):
+                raise UnboundedOperationError(f"{description} with a scaling alpha is not supported")
+            return Step(node.name, "combine", description, names, key, layer=layer, type_name=type_name)
         if len(inputs) != 1:
             raise UnboundedOperationError(
                 f"{description} takes {len(inputs)} input-dependent arguments and is no "
-                "registered combination (add, cat)"
+                "registered combination (add, sub, cat, stack)"
             )
         bound = lookup_bound(key, description)
-        arg = node.all_input_nodes[[a.name for a in node.all_input_nodes].index(inputs[0])]
-        shape = tuple(arg.meta["tensor_meta"].shape[1:])
-        return _Step(node.name, "layer", description, inputs, target, bound, shape)
+        args, kwargs = fx.node.map_arg(
+            (node.args, node.kwargs), lambda n: INPUT if n is inputs[0] else self._constant(model, n)
+        )
+        return Step(
+            node.name, "layer", description, names, target, bound, self._shape(inputs[0]),
+            layer, type_name, tuple(args), dict(kwargs),
+        )
 
     @staticmethod
-    def _find_head(steps: list[_Step], output: str) -> str | None:
+    def _constant(model: nn.Module, node: fx.Node) -> Any:
+        """The value of a constant argument where it is a module attribute, else the node."""
+        if node.op == "get_attr":
+            value: Any = model
+            for part in str(node.target).split("."):
+                value = getattr(value, part)
+            return value
+        return node
+
+    @staticmethod
+    def _find_head(steps: list[Step], output: str) -> str | None:
         last = next((s for s in steps if s.node == output), None)
         if last is not None and isinstance(last.target, nn.Linear):
             return last.node
@@ -155,8 +256,14 @@ class NetworkBound(nn.Module):
         prefix = _state_key(node, "")
         return {k[len(prefix):]: v for k, v in self._buffers.items() if k.startswith(prefix)}
 
-    def _walk(self, layer_bound) -> tuple[dict[str, Any], Any]:
-        """Propagate bounds through the graph; ``layer_bound(step)`` gives each layer's factor."""
+    def context(self, step: Step, mode: str, settings: CertifySettings = CertifySettings()) -> BoundContext:
+        """What ``step``'s bound sees in ``mode``."""
+        state = self._state(step.node) if mode == "train" else {}
+        return BoundContext(mode, step.node, step.input_shape, settings, state, step.args, step.kwargs)
+
+    def propagate(self, layer_bound: Callable[[Step], Any]) -> tuple[dict[str, Any], Any]:
+        """Propagate bounds through the graph; ``layer_bound(step)`` gives each layer's factor.
+        Returns the bound of every node and the body bound (the head's input)."""
         bounds: dict[str, Any] = {}
         body = None
         for step in self.steps:
@@ -172,11 +279,10 @@ class NetworkBound(nn.Module):
     def training_bound(self) -> TrainingBound:
         """One power-iteration step per layer; the result is differentiable in the weights."""
 
-        def layer_bound(step: _Step) -> torch.Tensor:
-            ctx = BoundContext("train", step.node, step.input_shape, state=self._state(step.node))
-            return step.bound.train(step.target, ctx)
+        def layer_bound(step: Step) -> torch.Tensor:
+            return step.bound.train(step.target, self.context(step, "train"))
 
-        bounds, body = self._walk(layer_bound)
+        bounds, body = self.propagate(layer_bound)
         head = self._head_module()
         return TrainingBound(
             torch.as_tensor(bounds[self.output]),
@@ -187,17 +293,15 @@ class NetworkBound(nn.Module):
     @torch.no_grad()
     def certified_bound(self, settings: CertifySettings = CertifySettings()) -> CertifiedBound:
         """Sound float64 upper bounds of the eval-mode network, with a per-layer record."""
-        model = self.model[0]
-        was_training = model.training
-        model.eval()
         rows: list[dict[str, Any]] = []
 
-        def layer_bound(step: _Step) -> float:
-            ctx = BoundContext("certify", step.node, step.input_shape, settings)
-            certified = step.bound.certify(step.target, ctx)
+        def layer_bound(step: Step) -> float:
+            certified = step.bound.certify(step.target, self.context(step, "certify", settings))
             rows.append(
                 {
                     "node": step.node,
+                    "layer": step.layer,
+                    "type": step.type_name,
                     "operation": step.description,
                     "input_shape": "x".join(map(str, step.input_shape)),
                     "bound": certified.value,
@@ -206,10 +310,8 @@ class NetworkBound(nn.Module):
             )
             return certified.value
 
-        try:
-            bounds, body = self._walk(layer_bound)
-        finally:
-            model.train(was_training)
+        with eval_mode(self.model[0]):
+            bounds, body = self.propagate(layer_bound)
         head = self._head_module()
         return CertifiedBound(
             float(bounds[self.output]),

@@ -1,9 +1,8 @@
-"""Registered bounds of the layers the networks use.
+"""Registered bounds of fully connected layers and parameter-free operations.
 
-Linear layers (``nn.Linear``, ``nn.Conv2d``) are bounded by the operator norm of their bias-free
-map: one persistent power-iteration step in training, and in certification an exact SVD for
-fully connected layers and a float64 multi-start power iteration with error term for
-convolutions. Activations and shape operations have closed-form constants (notes §2.5–2.6).
+``nn.Linear``: one persistent power-iteration step in training, an exact SVD at certification.
+Activations and shape operations have closed-form constants (notes §2.5–2.6; the paper's
+App. D Table 2). Convolutions, BatchNorm and pooling live in their own modules.
 """
 
 from __future__ import annotations
@@ -15,86 +14,62 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmt.bounds.power_iteration import LinearMap, certified_operator_norm, training_step
+from lmt.bounds.linear_operator import LinearOperatorBound
+from lmt.bounds.power_iteration import LinearMap
 from lmt.bounds.registry import (
     BoundContext,
     Certified,
-    LayerBound,
     register_bound,
     register_constant_bound,
 )
-
-
-class LinearOperatorBound(LayerBound):
-    """Operator norm of a layer's bias-free linear map, with a persistent vector ``u``."""
-
-    def linear_map(self, module: Any, weight: torch.Tensor) -> LinearMap:
-        raise NotImplementedError
-
-    def state_shapes(self, module: Any, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-        return {"u": (1, *input_shape)}
-
-    def train(self, module: Any, ctx: BoundContext) -> torch.Tensor:
-        weight = module.weight
-        sigma, u_next = training_step(
-            self.linear_map(module, weight), self.linear_map(module, weight.detach()), ctx.state["u"]
-        )
-        ctx.state["u"].copy_(u_next)
-        return sigma
-
-    def certify(self, module: Any, ctx: BoundContext) -> Certified:
-        weight = module.weight.detach().double()
-        value = certified_operator_norm(
-            self.linear_map(module, weight),
-            ctx.input_shape,
-            ctx.settings.n_iter,
-            ctx.settings.n_starts,
-            ctx.settings.seed,
-            weight.device,
-        )
-        return Certified(
-            value,
-            f"power_iteration(float64, {ctx.settings.n_iter} it x {ctx.settings.n_starts} starts"
-            ", Thm 2 error term; upper bound w.h.p.)",
-        )
 
 
 @register_bound(nn.Linear)
 class LinearBound(LinearOperatorBound):
     """Spectral norm ‖W‖₂: exact SVD at certification."""
 
-    def linear_map(self, module: nn.Linear, weight: torch.Tensor) -> LinearMap:
+    def linear_map(self, module: nn.Linear, ctx: BoundContext, detach: bool) -> LinearMap:
+        weight = module.weight.detach() if detach else module.weight
+        if ctx.mode == "certify":
+            weight = weight.double()
         return lambda x: F.linear(x, weight)
 
     def certify(self, module: nn.Linear, ctx: BoundContext) -> Certified:
         weight = module.weight.detach().double()
         return Certified(float(torch.linalg.matrix_norm(weight, ord=2)), "exact(svd)")
 
-
-@register_bound(nn.Conv2d)
-class Conv2dBound(LinearOperatorBound):
-    """Operator norm of the actual convolution (stride, padding, dilation, groups)."""
-
-    def linear_map(self, module: nn.Conv2d, weight: torch.Tensor) -> LinearMap:
-        if module.padding_mode != "zeros":
-            raise NotImplementedError(
-                f"Conv2d with padding_mode={module.padding_mode!r} has no registered bound yet"
-            )
-        return lambda x: F.conv2d(
-            x, weight, None, module.stride, module.padding, module.dilation, module.groups
-        )
+    def compare(self, module: nn.Linear, ctx: BoundContext) -> dict[str, float]:
+        """A fully connected layer is a 1×1 convolution on a 1×1 input: n = 1."""
+        weight = module.weight.detach().double()
+        spectral = float(torch.linalg.matrix_norm(weight, ord=2))
+        frobenius = float(weight.norm())
+        return {"thm1_2": spectral, "cor1": spectral, "cisse": spectral, "peck": frobenius,
+                "frobenius": frobenius}
 
 
-# Parameter-free operations (notes §2.6): 1-Lipschitz activations, identity-like shape changes.
+# Parameter-free operations (notes §2.6): 1-Lipschitz activations, and shape changes that
+# move entries without copying them (so they are isometries onto their image).
 _ONE: list[Any] = [
-    nn.ReLU, F.relu, torch.relu, "relu",
-    nn.Tanh, torch.tanh, F.tanh, "tanh",
-    nn.Flatten, torch.flatten, "flatten", "view", "reshape", "contiguous",
+    nn.ReLU, F.relu, torch.relu, "relu", nn.ReLU6, F.relu6,
+    nn.Tanh, torch.tanh, F.tanh, "tanh", nn.Hardtanh, F.hardtanh,
+    nn.Softplus, F.softplus,  # derivative sigmoid(βx) ∈ (0, 1)
+    nn.CELU,  # derivative exp(x/α) ≤ 1 for x < 0
+    nn.Flatten, torch.flatten, "flatten", "view", "reshape", "contiguous", nn.Unflatten,
+    "permute", torch.permute, "transpose", torch.transpose, "squeeze", torch.squeeze,
+    "unsqueeze", torch.unsqueeze,
     nn.Identity,
-    nn.Dropout, F.dropout,  # the certificate is for eval mode, where dropout is the identity
+    # The certificate is for eval mode, where dropout is the identity (notes §2.6).
+    nn.modules.dropout._DropoutNd, F.dropout, F.dropout2d,
 ]
 register_constant_bound(_ONE, 1.0)
 register_constant_bound([nn.Sigmoid, torch.sigmoid, F.sigmoid, "sigmoid"], 0.25)
+
+
+def _call_arg(ctx: BoundContext, position: int, name: str, default: Any) -> Any:
+    """A function call's argument by position or keyword (modules carry it as an attribute)."""
+    if len(ctx.args) > position:
+        return ctx.args[position]
+    return ctx.kwargs.get(name, default)
 
 
 @register_bound(nn.LeakyReLU)
@@ -103,10 +78,37 @@ def leaky_relu_bound(module: nn.LeakyReLU, ctx: BoundContext) -> float:
     return max(1.0, abs(module.negative_slope))
 
 
-# How several inputs combine (notes §2.1): addition adds, concatenation adds in quadrature.
-COMBINERS: dict[Any, Callable[[list[torch.Tensor]], torch.Tensor]] = {
-    operator.add: lambda ls: sum(ls[1:], ls[0]),
-    torch.add: lambda ls: sum(ls[1:], ls[0]),
-    "add": lambda ls: sum(ls[1:], ls[0]),
-    torch.cat: lambda ls: torch.sqrt(sum(l**2 for l in ls)),
+@register_bound(F.leaky_relu)
+def leaky_relu_function_bound(function: Any, ctx: BoundContext) -> float:
+    """max(1, |negative_slope|)."""
+    return max(1.0, abs(_call_arg(ctx, 1, "negative_slope", 0.01)))
+
+
+@register_bound(nn.ELU)
+def elu_bound(module: nn.ELU, ctx: BoundContext) -> float:
+    """ELU's derivative is 1 for x > 0 and α·eˣ < α for x < 0: max(1, |α|)."""
+    return max(1.0, abs(module.alpha))
+
+
+@register_bound(F.elu)
+def elu_function_bound(function: Any, ctx: BoundContext) -> float:
+    """max(1, |α|)."""
+    return max(1.0, abs(_call_arg(ctx, 1, "alpha", 1.0)))
+
+
+def _sum(bounds: list[Any]) -> Any:
+    return sum(bounds[1:], bounds[0])
+
+
+def _quadrature(bounds: list[Any]) -> Any:
+    """sqrt(Σ L²), for floats (certification, float64) and tensors (training) alike."""
+    return _sum([b * b for b in bounds]) ** 0.5
+
+
+# How several inputs combine (notes §2.1): addition and subtraction add, concatenation and
+# stacking add in quadrature. An input used twice (x + x) appears twice in the list.
+COMBINERS: dict[Any, Callable[[list[Any]], Any]] = {
+    operator.add: _sum, operator.iadd: _sum, torch.add: _sum, "add": _sum, "add_": _sum,
+    operator.sub: _sum, operator.isub: _sum, torch.sub: _sum, "sub": _sum,
+    torch.cat: _quadrature, torch.stack: _quadrature,
 }

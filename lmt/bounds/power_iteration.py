@@ -8,6 +8,7 @@ row and a column for stride-2 convolutions on even inputs (notes §5.4, bug 1).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -45,6 +46,15 @@ def training_step(
     return sigma, u_next
 
 
+@dataclass(frozen=True)
+class PowerIteration:
+    """``lower``: max over starts of sqrt(‖AᵀA x‖) for unit x, a guaranteed lower bound of
+    σ_max; ``upper``: with the Thm 2 error term, an upper bound with high probability."""
+
+    lower: float
+    upper: float
+
+
 def certified_operator_norm(
     linear_map: LinearMap,
     input_shape: tuple[int, ...],
@@ -52,7 +62,7 @@ def certified_operator_norm(
     n_starts: int,
     seed: int,
     device: torch.device,
-) -> float:
+) -> PowerIteration:
     """Power iteration in float64 from ``n_starts`` Gaussian starts plus the error term of the
     official code (the paper's Thm 2, after Friedman): an upper bound with high probability.
 
@@ -72,4 +82,4 @@ def certified_operator_norm(
     dim = math.prod(input_shape)
     f = (lam - lam_prev).abs() * dim
     err = (f + torch.sqrt(f * (4 * lam + f))) / 2
-    return float(torch.sqrt((lam + err).max()))
+    return PowerIteration(float(torch.sqrt(lam.max())), float(torch.sqrt((lam + err).max())))

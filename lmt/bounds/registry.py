@@ -19,24 +19,60 @@ import torch
 from torch import nn
 
 
+CONV_METHODS = ("fft", "power_iteration")
+
+
 @dataclass(frozen=True)
 class CertifySettings:
-    """Certification-mode power iteration (the official code used 5 000 iterations × 128 starts)."""
+    """How convolutions are bounded at certification.
+
+    ``conv_method="fft"`` (default): the deterministic bound of :mod:`lmt.bounds.conv_spectrum`
+    (with Cor. 1 and the operator's Frobenius norm, whichever is smallest) — guaranteed.
+    ``"power_iteration"``: the official code's float64 multi-start power iteration with the
+    Thm 2 error term — an upper bound only with high probability. ``n_iter``/``n_starts``/``seed``
+    configure that power iteration, which the comparison table (Fig. 3) always reports; the
+    official code used 5 000 iterations × 128 starts.
+    """
 
     n_iter: int = 5000
     n_starts: int = 16
     seed: int = 0
+    conv_method: str = "fft"
+
+    def __post_init__(self) -> None:
+        if self.conv_method not in CONV_METHODS:
+            raise ValueError(f"conv_method must be one of {CONV_METHODS}, got {self.conv_method!r}")
 
 
 @dataclass
 class BoundContext:
-    """What a layer's bound may use: the mode, its input shape (no batch axis) and its state."""
+    """What a layer's bound may use: the mode, its input shape (no batch axis), its state and,
+    for a function or method call, the call's other arguments (``INPUT`` marks the input)."""
 
     mode: str  # "train" or "certify"
     name: str
     input_shape: tuple[int, ...]
     settings: CertifySettings = field(default_factory=CertifySettings)
     state: dict[str, torch.Tensor] = field(default_factory=dict)
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def apply(self, op: Any, x: torch.Tensor) -> torch.Tensor:
+        """Run the operation on ``x`` with the call's other arguments (modules: ``op(x)``)."""
+        if isinstance(op, nn.Module):
+            return op(x)
+        args = tuple(x if a is INPUT else a for a in self.args)
+        if isinstance(op, str):  # a tensor method: args[0] is the tensor
+            return getattr(args[0], op)(*args[1:], **self.kwargs)
+        return op(*args, **self.kwargs)
+
+
+class _Input:
+    def __repr__(self) -> str:
+        return "INPUT"
+
+
+INPUT = _Input()  # placeholder for the input-dependent argument in BoundContext.args
 
 
 @dataclass(frozen=True)
@@ -61,6 +97,14 @@ class LayerBound(abc.ABC):
     @abc.abstractmethod
     def certify(self, module: Any, ctx: BoundContext) -> Certified:
         """Certification-mode upper bound (float64, eval mode)."""
+
+    def compare(self, module: Any, ctx: BoundContext) -> dict[str, float] | None:
+        """The Fig. 3 comparison bounds (``thm1_2``, ``cor1``, ``cisse``, ``peck``,
+        ``frobenius``); None: every column equals the certified value."""
+        return None
+
+    def prepare(self, module: Any) -> None:
+        """Called once when a network containing ``module`` is bounded (e.g. to attach hooks)."""
 
 
 class ConstantBound(LayerBound):
@@ -91,6 +135,15 @@ class FunctionBound(LayerBound):
 
 
 _BOUNDS: dict[Any, LayerBound] = {}
+_FUSIONS: dict[tuple[type, type], LayerBound] = {}
+
+
+def _as_bound(obj: Any) -> LayerBound:
+    if isinstance(obj, type) and issubclass(obj, LayerBound):
+        return obj()
+    if isinstance(obj, LayerBound):
+        return obj
+    return FunctionBound(obj)
 
 
 def register_bound(*keys: Any) -> Callable[[Any], Any]:
@@ -101,17 +154,32 @@ def register_bound(*keys: Any) -> Callable[[Any], Any]:
     """
 
     def decorator(obj: Any) -> Any:
-        if isinstance(obj, type) and issubclass(obj, LayerBound):
-            bound: LayerBound = obj()
-        elif isinstance(obj, LayerBound):
-            bound = obj
-        else:
-            bound = FunctionBound(obj)
+        bound = _as_bound(obj)
         for key in keys:
             _BOUNDS[key] = bound
         return obj
 
     return decorator
+
+
+def register_fusion(first: type, second: type) -> Callable[[Any], Any]:
+    """Register a bound for module ``first`` whose only user is a module ``second`` (e.g.
+    Conv2d → BatchNorm2d), bounded as one operator; its target is the pair of modules."""
+
+    def decorator(obj: Any) -> Any:
+        _FUSIONS[(first, second)] = _as_bound(obj)
+        return obj
+
+    return decorator
+
+
+def lookup_fusion(first: Any, second: Any) -> LayerBound | None:
+    """The fused bound of two consecutive modules, if one is registered (following the MROs)."""
+    for a in type(first).__mro__:
+        for b in type(second).__mro__:
+            if (a, b) in _FUSIONS:
+                return _FUSIONS[(a, b)]
+    return None
 
 
 def register_constant_bound(keys: Iterable[Any], value: float) -> None:
@@ -127,11 +195,14 @@ class UnboundedOperationError(LookupError):
 
 def _bounded_class(module: nn.Module) -> type | None:
     """The nearest class in the module's MRO with a registered bound — provided the module
-    computes the same function (a subclass that overrides ``forward`` is not covered)."""
-    forward = type(module).forward
-    for cls in type(module).__mro__:
+    computes the same function: a user subclass that overrides ``forward`` is not covered (a
+    PyTorch subclass of a registered PyTorch base, like ``nn.Dropout`` of ``_DropoutNd``, is)."""
+    mro = type(module).__mro__
+    definer = next((c for c in mro if "forward" in vars(c)), nn.Module)
+    for cls in mro:
         if cls in _BOUNDS:
-            return cls if cls.forward is forward else None
+            same_function = issubclass(cls, definer) or definer.__module__.startswith("torch.")
+            return cls if same_function else None
     return None
 
 

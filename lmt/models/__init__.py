@@ -42,4 +42,4 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-from lmt.models import lenet, wide_resnet, wong_kolter  # noqa: E402,F401  (registers models)
+from lmt.models import lenet, normalize, wide_resnet, wong_kolter  # noqa: E402,F401  (registers models)

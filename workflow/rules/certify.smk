@@ -1,10 +1,12 @@
 rule certify:
-    """Certification-mode Lipschitz bound and per-example certified radii (Prop. 1 and 2)."""
+    """Certification-mode Lipschitz bound, per-example certified radii (Prop. 1 and 2) and the
+    per-layer bound comparison of Fig. 3."""
     input:
         model=RUN + "/model.pt",
     output:
         examples=RUN + "/certified.csv",
         bounds=RUN + "/bounds.json",
+        layer_bounds=RUN + "/layer_bounds.csv",  # written by certify_stage beside bounds.json
     log:
         LOGS + "/certify/{method}_seed{seed}.log",
     benchmark:

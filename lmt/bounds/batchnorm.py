@@ -1,0 +1,105 @@
+"""BatchNorm bounds: standalone (max_c |z_c|) and fused with the convolution before it.
+
+Eval-mode BatchNorm is the affine map x ↦ z ⊙ x + b per channel, z = γ/sqrt(running_var + eps),
+so its Lipschitz constant is max_c |z_c| (exact). A Conv2d whose only user is a BatchNorm2d is
+bounded as the one operator diag(z)·Conv (notes §2.4), which is tighter than the product.
+
+Training mode, as the official code: z uses the current mini-batch variance as a differentiable
+tensor (recorded by a forward pre-hook during the training forward pass), so the LMT gradient
+reaches γ and, through the batch statistics, the earlier layers. Before any training-mode
+forward pass (or in eval mode) the running variance is used. A standalone BatchNorm's training
+bound is the exact max_c |z_c| (the official code took a noisy power step on the diagonal).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from weakref import WeakKeyDictionary, WeakSet
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from lmt.bounds.conv import Conv2dBound
+from lmt.bounds.registry import (
+    BoundContext,
+    Certified,
+    LayerBound,
+    UnboundedOperationError,
+    register_bound,
+    register_fusion,
+)
+
+_BATCH_VAR: WeakKeyDictionary[_BatchNorm, torch.Tensor] = WeakKeyDictionary()
+_HOOKED: WeakSet[_BatchNorm] = WeakSet()
+
+
+def _record_batch_var(module: _BatchNorm, args: tuple[Any, ...]) -> None:
+    """Forward pre-hook: keep the (differentiable) biased batch variance of a training pass."""
+    if module.training:
+        x = args[0]
+        dims = [0, *range(2, x.dim())]
+        _BATCH_VAR[module] = x.var(dim=dims, unbiased=False)
+
+
+def record_batch_statistics(module: _BatchNorm) -> None:
+    """Attach the batch-variance hook once per module."""
+    if module not in _HOOKED:
+        module.register_forward_pre_hook(_record_batch_var)
+        _HOOKED.add(module)
+
+
+def bn_scale(module: _BatchNorm, ctx: BoundContext) -> torch.Tensor:
+    """z = γ / sqrt(var + eps): training-pass batch variance in train mode if recorded,
+    otherwise (and always at certification, in float64) the running variance."""
+    var = _BATCH_VAR.get(module) if ctx.mode == "train" and module.training else None
+    if var is None:
+        if module.running_var is None:
+            raise UnboundedOperationError(
+                f"{type(module).__name__} {ctx.name!r} has no running statistics "
+                "(track_running_stats=False): in eval mode it normalises with batch statistics, "
+                "which is not a fixed affine map, so it has no Lipschitz bound here"
+            )
+        var = module.running_var
+    if ctx.mode == "certify":
+        var = var.detach().double()
+    scale = torch.rsqrt(var + module.eps)
+    if module.weight is not None:
+        gamma = module.weight.double() if ctx.mode == "certify" else module.weight
+        scale = gamma * scale
+    return scale.detach() if ctx.mode == "certify" else scale
+
+
+@register_bound(_BatchNorm)
+class BatchNormBound(LayerBound):
+    """max_c |γ_c| / sqrt(var_c + eps), exact for the eval-mode layer."""
+
+    def prepare(self, module: _BatchNorm) -> None:
+        record_batch_statistics(module)
+
+    def train(self, module: _BatchNorm, ctx: BoundContext) -> torch.Tensor:
+        return bn_scale(module, ctx).abs().max()
+
+    def certify(self, module: _BatchNorm, ctx: BoundContext) -> Certified:
+        value = float(bn_scale(module, ctx).abs().max())
+        return Certified(value, "exact(max |gamma|/sqrt(running_var+eps))")
+
+
+@register_fusion(nn.Conv2d, nn.BatchNorm2d)
+class ConvBatchNormBound(Conv2dBound):
+    """diag(z)·Conv as one operator: the convolution with its kernel scaled per output channel.
+    The target is the pair (conv, bn)."""
+
+    def prepare(self, module: tuple[nn.Conv2d, nn.BatchNorm2d]) -> None:
+        record_batch_statistics(module[1])
+
+    def conv(self, module: tuple[nn.Conv2d, nn.BatchNorm2d]) -> nn.Conv2d:
+        return module[0]
+
+    def parameters(self, module: tuple[nn.Conv2d, nn.BatchNorm2d]) -> list[torch.Tensor]:
+        return [module[0].weight]
+
+    def weight(self, module: tuple[nn.Conv2d, nn.BatchNorm2d], ctx: BoundContext, detach: bool) -> torch.Tensor:
+        conv, bn = module
+        weight = super().weight(conv, ctx, detach) * bn_scale(bn, ctx).view(-1, 1, 1, 1)
+        return weight.detach() if detach else weight

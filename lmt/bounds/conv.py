@@ -1,0 +1,111 @@
+"""Bounds of ``nn.Conv2d`` (any stride, padding, padding mode, dilation and groups).
+
+Training: one persistent power-iteration step on the actual convolution (adjoint by autograd).
+Certification (``CertifySettings.conv_method``):
+
+* ``"fft"`` (default, guaranteed): the smallest of three deterministic upper bounds — the
+  circular-spectrum bound (:mod:`lmt.bounds.conv_spectrum`), Cor. 1 (√n·‖W′‖₂) and the
+  Frobenius norm of the full operator. The minimum of guaranteed bounds is guaranteed.
+* ``"power_iteration"``: the official code's float64 power iteration with the Thm 2 error
+  term (an upper bound with high probability only, so never mixed with the above).
+
+:func:`comparison_bounds` gives the Fig. 3 bounds of a kernel (also used by Conv+BN).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmt.bounds.conv_spectrum import circular_spectrum_bound, largest_singular_values
+from lmt.bounds.linear_operator import LinearOperatorBound
+from lmt.bounds.power_iteration import LinearMap
+from lmt.bounds.registry import BoundContext, Certified, register_bound
+from lmt.bounds.windows import Axis, conv_axes
+
+
+def conv_map(module: nn.Conv2d, weight: torch.Tensor) -> LinearMap:
+    """The bias-free convolution of ``module`` (its padding mode included) with ``weight``."""
+    return lambda x: module._conv_forward(x, weight, None)
+
+
+def kernel_matrix_norm(weight: torch.Tensor, groups: int, ord: str | int) -> float:
+    """Norm of W′ (the kernel reshaped to C_out × C_in·kh·kw) as the per-window map: block-
+    diagonal over groups, so the spectral norm is the largest over groups."""
+    w = weight.detach().double().reshape(groups, weight.shape[0] // groups, -1)
+    if ord == "fro":
+        return float(w.norm())
+    return float(largest_singular_values(w).max())
+
+
+def operator_frobenius(weight: torch.Tensor, axes: tuple[Axis, Axis]) -> float:
+    """‖A‖_F of the full convolution operator, exactly, for every padding mode."""
+    w = weight.detach().double()
+    s_h = torch.as_tensor(axes[0].tap_gram, dtype=torch.float64, device=w.device)
+    s_w = torch.as_tensor(axes[1].tap_gram, dtype=torch.float64, device=w.device)
+    return math.sqrt(max(float(torch.einsum("ocab,ae,ocef,bf->", w, s_h, w, s_w)), 0.0))
+
+
+def comparison_bounds(weight: torch.Tensor, axes: tuple[Axis, Axis], groups: int) -> dict[str, float]:
+    """Cor. 1, Cisse et al. (Parseval), Peck et al. (as implemented here) and Frobenius bounds
+    of the convolution with ``weight`` (notes §2.3). n = the largest number of (window, tap)
+    pairs that read one input pixel, counted exactly for the layer's padding and dilation."""
+    n = axes[0].overlap * axes[1].overlap
+    spectral = kernel_matrix_norm(weight, groups, 2)
+    kh, kw = weight.shape[2:]
+    return {
+        "cor1": math.sqrt(n) * spectral,
+        "cisse": math.sqrt(kh * kw) * spectral,
+        # Frobenius-type Cor. 1: √n·‖W′‖_F (the official helper sums the squared kernel).
+        "peck": math.sqrt(n) * kernel_matrix_norm(weight, groups, "fro"),
+        "frobenius": operator_frobenius(weight, axes),
+    }
+
+
+def deterministic_bound(weight: torch.Tensor, axes: tuple[Axis, Axis], groups: int) -> Certified:
+    """The smallest of the guaranteed bounds: circular spectrum, Cor. 1, operator Frobenius."""
+    spectral = circular_spectrum_bound(weight, axes, groups)
+    others = comparison_bounds(weight, axes, groups)
+    candidates = [
+        (spectral.value, spectral.description),
+        (others["cor1"], "cor1(sqrt(n)*||W'||_2; deterministic)"),
+        (others["frobenius"], "frobenius(||A||_F of the full operator; deterministic)"),
+    ]
+    value, method = min(candidates, key=lambda c: c[0])
+    return Certified(value, method)
+
+
+@register_bound(nn.Conv2d)
+class Conv2dBound(LinearOperatorBound):
+    """Operator norm of the actual convolution (stride, padding and its mode, dilation, groups)."""
+
+    def weight(self, module: nn.Conv2d, ctx: BoundContext, detach: bool) -> torch.Tensor:
+        weight = module.weight.detach() if detach else module.weight
+        return weight.double() if ctx.mode == "certify" else weight
+
+    def conv(self, module: Any) -> nn.Conv2d:
+        return module
+
+    def linear_map(self, module: nn.Conv2d, ctx: BoundContext, detach: bool) -> LinearMap:
+        return conv_map(self.conv(module), self.weight(module, ctx, detach))
+
+    def parameters(self, module: Any) -> list[torch.Tensor]:
+        return [self.conv(module).weight]
+
+    def certify(self, module: Any, ctx: BoundContext) -> Certified:
+        if ctx.settings.conv_method == "power_iteration":
+            return super().certify(module, ctx)
+        conv = self.conv(module)
+        return deterministic_bound(
+            self.weight(module, ctx, detach=True), conv_axes(conv, ctx.input_shape), conv.groups
+        )
+
+    def compare(self, module: Any, ctx: BoundContext) -> dict[str, float]:
+        conv = self.conv(module)
+        weight = self.weight(module, ctx, detach=True)
+        bounds = comparison_bounds(weight, conv_axes(conv, ctx.input_shape), conv.groups)
+        power = self.power_iteration(module, ctx)
+        return {"thm1_2": power.upper, "estimate": power.lower, **bounds}

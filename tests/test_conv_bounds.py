@@ -1,0 +1,143 @@
+"""Convolution bounds against the explicit operator matrix: seeded sweeps over shapes, strides,
+paddings (zeros, circular, reflect, replicate), dilations and groups."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lmt.bounds import CertifySettings, NetworkBound
+from lmt.bounds.conv import comparison_bounds, deterministic_bound
+from lmt.bounds.conv_spectrum import circular_spectrum_bound
+from lmt.bounds.windows import Axis, conv_axes
+from tests.bound_helpers import conv_sweep, exact_norm, operator_matrix
+
+MODES = ["zeros", "circular", "reflect", "replicate"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_deterministic_bound_dominates_exact_norm(mode: str) -> None:
+    """The certificate's conv bound is never below the largest singular value of the explicit
+    matrix, for 40 random layers per padding mode."""
+    ratios = []
+    for conv, shape in conv_sweep(seed=MODES.index(mode), mode=mode, count=40):
+        exact = exact_norm(conv, shape)
+        certified = deterministic_bound(conv.weight, conv_axes(conv, shape), conv.groups)
+        spectral = circular_spectrum_bound(conv.weight, conv_axes(conv, shape), conv.groups)
+        assert certified.value >= exact * (1 - 1e-12), (conv, shape, exact, certified)
+        assert spectral.value >= exact * (1 - 1e-12), (conv, shape, exact, spectral)
+        assert certified.value <= spectral.value
+        if spectral.exact:
+            assert spectral.value == pytest.approx(exact, rel=1e-8)
+        ratios.append(certified.value / exact)
+    assert min(ratios) < 1 + 1e-6, "no layer of the sweep was bounded exactly"
+
+
+CIRCULAR_EXACT = [
+    # (in, out, kernel, stride, padding, dilation, groups, H, W): every output read once
+    (2, 3, 3, 1, 1, 1, 1, 6, 7),
+    (3, 2, 5, 1, 2, 1, 1, 5, 5),  # kernel as wide as the input
+    (2, 4, 3, 2, 1, 1, 2, 8, 6),  # stride 2, even input, groups
+    (1, 2, 3, 1, 2, 2, 1, 7, 4),  # dilation
+    (3, 3, 4, 2, 1, 1, 3, 8, 8),  # even kernel, depthwise
+    (2, 2, 3, 3, 1, 1, 1, 9, 6),  # stride 3
+    (2, 3, 3, 1, 1, 1, 1, 2, 2),  # kernel wider than the input: taps fold
+]
+
+
+@pytest.mark.parametrize("case", CIRCULAR_EXACT, ids=lambda c: "conv{}-{}k{}s{}p{}d{}g{}_{}x{}".format(*c))
+def test_circular_padding_bound_is_exact(case: tuple[int, ...]) -> None:
+    cin, cout, k, s, p, d, g, h, w = case
+    conv = nn.Conv2d(cin, cout, k, s, p, d, g, bias=False, padding_mode="circular")
+    shape = (cin, h, w)
+    bound = NetworkBound(nn.Sequential(conv), shape).certified_bound()
+    assert bound.total == pytest.approx(exact_norm(conv, shape), rel=1e-8)
+    assert "deterministic" in bound.layers[0]["method"]
+    assert circular_spectrum_bound(conv.weight, conv_axes(conv, shape), g).exact
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+def test_same_padding_with_even_kernel() -> None:
+    """'same' padding pads asymmetrically; the bound follows PyTorch's choice."""
+    conv = nn.Conv2d(2, 3, (4, 2), padding="same", dilation=(1, 3), bias=False)
+    shape = (2, 7, 9)
+    exact = exact_norm(conv, shape)
+    certified = deterministic_bound(conv.weight, conv_axes(conv, shape), 1).value
+    assert exact <= certified <= exact * 1.5
+    assert comparison_bounds(conv.weight, conv_axes(conv, shape), 1)["frobenius"] == pytest.approx(
+        float(operator_matrix(conv, shape).norm()), rel=1e-9
+    )
+
+
+CONV_CASES = [
+    # (in, out, kernel, stride, padding, dilation, groups, H, W)
+    (1, 4, 3, 1, 0, 1, 1, 8, 8),
+    (2, 3, 3, 1, 1, 1, 1, 7, 9),
+    (3, 5, 4, 2, 1, 1, 1, 10, 10),  # the W&K layer shape (stride 2, pad 1, even input)
+    (2, 4, 3, 2, 1, 1, 1, 8, 8),  # the WRN down-sampling conv: official code lost a row here
+    (4, 2, 1, 2, 0, 1, 1, 8, 8),  # 1×1 stride-2 shortcut
+    (2, 2, 3, 1, 2, 2, 1, 9, 9),  # dilation
+    (4, 6, 3, 1, 1, 1, 2, 6, 6),  # groups
+]
+CASE_ID = "conv{}-{}k{}s{}p{}d{}g{}_{}x{}".format
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: CASE_ID(*c))
+def test_comparison_bounds_chain(case: tuple[int, ...]) -> None:
+    """exact ≤ Thm 1/2 ≤ Cor. 1 ≤ Cisse ≤ …; Peck ≥ Cor. 1; Frobenius = ‖A‖_F exactly; the
+    power-iteration certificate is within 1e-3 of the exact norm."""
+    cin, cout, k, s, p, d, g, h, w = case
+    conv = nn.Conv2d(cin, cout, k, stride=s, padding=p, dilation=d, groups=g, bias=False)
+    shape = (cin, h, w)
+    exact = exact_norm(conv, shape)
+    network = NetworkBound(nn.Sequential(conv), shape)
+    settings = CertifySettings(n_iter=2000, n_starts=8, conv_method="power_iteration")
+    power = network.certified_bound(settings)
+    assert exact * (1 - 1e-12) <= power.total <= exact * (1 + 1e-3)
+    assert power.layers[0]["method"].startswith("power_iteration")
+    row = network.steps[0]
+    values = row.bound.compare(row.target, network.context(row, "certify", settings))
+    assert values["estimate"] <= exact * (1 + 1e-12), "the power iteration's lower bound"
+    assert values["thm1_2"] >= exact * (1 - 1e-12)
+    assert values["thm1_2"] <= values["cor1"] * (1 + 1e-6) <= values["cisse"] * (1 + 1e-6)
+    assert values["cor1"] <= values["peck"] * (1 + 1e-12)
+    assert values["frobenius"] == pytest.approx(float(operator_matrix(conv, shape).norm()), rel=1e-9)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cor1_and_frobenius_are_sound_for_every_padding_mode(mode: str) -> None:
+    for conv, shape in conv_sweep(seed=10 + MODES.index(mode), mode=mode, count=25):
+        values = comparison_bounds(conv.weight, conv_axes(conv, shape), conv.groups)
+        matrix = operator_matrix(conv, shape)
+        exact = float(torch.linalg.matrix_norm(matrix, ord=2))
+        assert values["cor1"] >= exact * (1 - 1e-12)
+        assert values["peck"] >= values["cor1"] * (1 - 1e-12)
+        assert values["frobenius"] == pytest.approx(float(matrix.norm()), rel=1e-9)
+        axes = conv_axes(conv, shape)
+        if mode == "zeros" or axes[0].overlap * axes[1].overlap <= math.prod(conv.kernel_size):
+            assert values["cor1"] <= values["cisse"] * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("size,kernel,stride,pad", [(28, 4, 2, 1), (14, 4, 2, 1), (32, 3, 1, 1), (32, 3, 2, 1), (8, 1, 2, 0), (5, 5, 1, 0), (7, 3, 3, 0)])
+def test_overlap_count_matches_the_official_formula(size: int, kernel: int, stride: int, pad: int) -> None:
+    """Without dilation, n per axis is ⌈min(k, H + 2p − k + 1)/s⌉ (notes §2.3)."""
+    axis = Axis(size, kernel, stride, 1, pad, pad)
+    assert axis.overlap == math.ceil(min(kernel, size + 2 * pad - kernel + 1) / stride)
+
+
+def test_overlap_count_with_dilation_counts_the_taps_that_hit() -> None:
+    """Stride 2 and dilation 2: every tap of a window reads the same parity, so a pixel is read
+    by up to k windows — the dilation-free formula would say ⌈k/2⌉."""
+    assert Axis(20, 3, 2, 2, 2, 2).overlap == 3
+    assert Axis(20, 3, 2, 1, 1, 1).overlap == 2
+
+
+def test_deterministic_bound_is_the_default_and_says_so() -> None:
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    bound = NetworkBound(nn.Sequential(conv), (3, 8, 8)).certified_bound()
+    assert "deterministic" in bound.layers[0]["method"]
+    with pytest.raises(ValueError, match="conv_method"):
+        CertifySettings(conv_method="svd")

@@ -1,0 +1,120 @@
+"""Whole-network bounds of every registered model and torchvision's resnet18 (eval mode)
+against input gradients and difference quotients found by gradient ascent; bounding your own
+model and registering a bound for a new layer type, exactly as the README shows."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from lmt.bounds import NetworkBound, UnboundedOperationError, register_bound, register_constant_bound
+from lmt.data import Dataset
+from lmt.models import create_model, list_models, model_input_shape
+from tests.bound_helpers import ascend_lipschitz_quotient, exact_norm
+
+# Reduced resolutions keep the residual networks fast; the bound engine does not care.
+SHAPES = {"wrn_16_4": (3, 16, 16), "wrn_16_4_avg": (3, 16, 16), "resnet18": (3, 24, 24)}
+
+
+def _data_like(mnist: Dataset, shape: tuple[int, ...], n: int) -> torch.Tensor:
+    """MNIST digits resized to the model's input and tinted per channel, in [0, 1]."""
+    x = F.interpolate(mnist.test.x[:n].float(), size=shape[1:], mode="bilinear", align_corners=False)
+    tint = torch.linspace(0.6, 1.0, shape[0]).view(1, -1, 1, 1)
+    return (x * tint).clamp(0, 1)
+
+
+def _build(name: str, mnist: Dataset) -> tuple[nn.Module, tuple[int, ...]]:
+    """The model in eval mode, with non-trivial BatchNorm statistics and scales."""
+    torch.manual_seed(0)
+    if name == "resnet18":
+        model = torchvision.models.resnet18(num_classes=10)
+    else:
+        model = create_model(name)
+    shape = SHAPES[name] if name in SHAPES else model_input_shape(name)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = None  # cumulative average over the batches below
+                module.weight.uniform_(0.5, 1.5)
+        model.train()
+        for _ in range(3):
+            model(torch.cat([_data_like(mnist, shape, 16), torch.rand(16, *shape)]))
+    return model.eval(), shape
+
+
+@pytest.mark.parametrize("name", [*list_models(), "resnet18"])
+def test_network_bound_dominates_gradient_ascent(name: str, mnist: Dataset) -> None:
+    """For every pair of logits (i, j), no input gradient or difference quotient of F_i − F_j
+    found from random or data-like inputs exceeds its Prop. 2 bound L_G·‖w_i − w_j‖, and no
+    quotient of the whole logit map exceeds L_F."""
+    model, shape = _build(name, mnist)
+    bound = NetworkBound(model, shape).certified_bound()
+    starts = torch.cat([torch.rand(6, *shape), _data_like(mnist, shape, 6)])
+    w = bound.head_weight
+    pairs = list(itertools.combinations(range(w.shape[0]), 2))
+    pair_bound = {(i, j): bound.body * float((w[i] - w[j]).norm()) for i, j in pairs}
+    x = starts.clone().requires_grad_(True)
+    logits = model(x)
+    rows = [torch.autograd.grad(logits[:, k].sum(), x, retain_graph=True)[0].flatten(1) for k in range(w.shape[0])]
+    ratios = {(i, j): float((rows[i] - rows[j]).norm(dim=1).max()) / pair_bound[i, j] for i, j in pairs}
+    assert max(ratios.values()) <= 1 + 1e-6, "an input gradient exceeds its certified bound"
+    i, j = max(ratios, key=ratios.get)  # ascend on the pair closest to its bound
+    found = ascend_lipschitz_quotient(lambda v: (model(v)[:, i] - model(v)[:, j])[:, None], starts, steps=25)
+    assert found <= pair_bound[i, j] * (1 + 1e-6)
+    assert ascend_lipschitz_quotient(model, starts, steps=15) <= bound.total * (1 + 1e-6)
+
+
+def test_gradient_ascent_reaches_the_lipschitz_constant_of_a_linear_network() -> None:
+    """The attack used above is strong enough to expose a bound that is 1 % too small."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, stride=2), nn.Flatten(), nn.Linear(3 * 3 * 3, 4)).double()
+    exact = exact_norm(model, (1, 7, 7))
+    found = ascend_lipschitz_quotient(model, torch.rand(8, 1, 7, 7, dtype=torch.float64), steps=150, lr=0.05)
+    assert 0.99 * exact < found <= exact * (1 + 1e-9)
+    assert NetworkBound(model, (1, 7, 7)).certified_bound().total >= exact * (1 - 1e-12)
+
+
+# -- README: bound your own model, register a bound for a new layer type -----------------------
+
+
+class Scale(nn.Module):                   # a new layer type: x ↦ factor ⊙ x
+    def __init__(self, n):
+        super().__init__()
+        self.factor = nn.Parameter(torch.randn(n))
+
+    def forward(self, x):
+        return x * self.factor
+
+
+class UnregisteredScale(Scale):
+    pass
+
+
+def test_register_a_bound_for_a_new_layer_type_and_bound_a_toy_model() -> None:
+    with pytest.raises(UnboundedOperationError, match="mul"):  # traced through: x * factor
+        NetworkBound(nn.Sequential(nn.Linear(4, 4), UnregisteredScale(4)), input_shape=(4,))
+
+    # -- as in the README ------------------------------------------------------------------
+    register_constant_bound([nn.Softsign], 1.0)
+
+    @register_bound(Scale)
+    def scale_bound(module, ctx):             # ctx.mode is "train" or "certify"
+        return module.factor.abs().max()
+
+    model = nn.Sequential(nn.Linear(4, 4), Scale(4), nn.Softsign(), nn.Linear(4, 2))
+    from lmt.bounds import NetworkBound as NB  # the three lines of "Bound your own model"
+    bound = NB(model, input_shape=(4,)).certified_bound()
+    print(bound.total, bound.body, bound.layers)   # L_F, L_G (before the last linear layer), per layer
+    # --------------------------------------------------------------------------------------
+
+    assert [row["type"] for row in bound.layers] == ["Linear", "Scale", "Softsign", "Linear"]
+    assert bound.layers[1]["bound"] == pytest.approx(float(model[1].factor.detach().abs().max()))
+    assert bound.total >= exact_norm(nn.Sequential(model[0], model[1], model[3]), (4,)) * (1 - 1e-12)
+    training = NetworkBound(model, (4,)).training_bound().total
+    training.backward()
+    assert model[1].factor.grad is not None and model[1].factor.grad.abs().sum() > 0
