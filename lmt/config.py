@@ -72,11 +72,14 @@ def _check_schema(config: dict[str, Any], schema: dict[str, Any], prefix: str = 
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
 
 
+_REPLACED = {"methods", "attacks"}  # selections: an experiment's own list replaces the shared one
+
+
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Key-by-key merge of mappings; lists, scalars and the ``methods`` mapping are replaced."""
+    """Key-by-key merge of mappings; lists, scalars, ``methods`` and ``attacks`` are replaced."""
     merged = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "methods":
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in _REPLACED:
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
