@@ -26,9 +26,10 @@ def test_dry_run_plans_the_default_dag(tmp_path) -> None:
     result = _snakemake("-n", "--configfile", str(REPO / "config/config.yaml"), "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr + result.stdout
     out = result.stdout + result.stderr
+    # default: standard + lmt, 5 attacks each; proxy_wrn: lmt, 1 attack.
     planned = [
-        ("train", 2), ("certify", 2), ("attack", 2 * 5), ("gradient_bounds", 2), ("merge_examples", 2),
-        ("aggregate", 1), ("inequality_chain", 1), ("plot_accuracy_vs_radius", 1),
+        ("train", 3), ("certify", 3), ("attack", 2 * 5 + 1), ("gradient_bounds", 3), ("merge_examples", 3),
+        ("aggregate", 2), ("inequality_chain", 2), ("plot_accuracy_vs_radius", 2),
     ]
     for rule, count in planned:
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), f"{rule} x{count} not planned"
