@@ -4,16 +4,20 @@ paddings (zeros, circular, reflect, replicate), dilations and groups."""
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 import torch
 from torch import nn
 
 from lmt.bounds import CertifySettings, NetworkBound
-from lmt.bounds.conv import comparison_bounds, deterministic_bound
+from lmt.bounds.batchnorm import ConvBatchNormBound
+from lmt.bounds.conv import Conv2dBound, comparison_bounds, deterministic_bound
+from lmt.bounds.layers import LinearBound
+from lmt.bounds.registry import BoundContext
 from lmt.bounds.conv_spectrum import circular_spectrum_bound
 from lmt.bounds.windows import Axis, conv_axes
-from tests.bound_helpers import conv_sweep, exact_norm, operator_matrix
+from tests.bound_helpers import conv_sweep, exact_norm, operator_matrix, random_conv
 
 MODES = ["zeros", "circular", "reflect", "replicate"]
 
@@ -141,3 +145,47 @@ def test_deterministic_bound_is_the_default_and_says_so() -> None:
     assert "deterministic" in bound.layers[0]["method"]
     with pytest.raises(ValueError, match="conv_method"):
         CertifySettings(conv_method="svd")
+
+
+@pytest.mark.parametrize("mode", ["zeros", "circular", "reflect", "replicate"])
+def test_training_adjoint_is_the_transpose_of_the_operator_matrix(mode: str) -> None:
+    """The power-iteration update uses an explicit adjoint (conv2d_input) for zero padding:
+    it must equal Aᵀ of the explicit operator matrix, strided layers on even inputs included
+    (the official transposed convolution lost a row and a column there)."""
+    rng = random.Random(7)
+    checked = 0
+    while checked < 25:
+        drawn = random_conv(rng, mode)
+        if drawn is None:
+            continue
+        conv, shape = drawn
+        conv = conv.double()
+        matrix = operator_matrix(conv, shape)
+        u = torch.randn((1, *shape), dtype=torch.float64)
+        ctx = BoundContext("train", "conv", shape, state={"u": u})
+        forward, adjoint = Conv2dBound().training_maps(conv, ctx)
+        y = torch.randn((1, matrix.shape[0]), dtype=torch.float64)
+        out_shape = forward(u).shape
+        torch.testing.assert_close(forward(u).flatten(), matrix @ u.flatten())
+        torch.testing.assert_close(adjoint(y.view(out_shape)).flatten(), matrix.T @ y.flatten())
+        checked += 1
+
+
+def test_linear_and_conv_batchnorm_training_adjoints_are_transposes() -> None:
+    linear = nn.Linear(7, 5).double()
+    u = torch.randn(1, 7, dtype=torch.float64)
+    forward, adjoint = LinearBound().training_maps(linear, BoundContext("train", "fc", (7,), state={"u": u}))
+    y = torch.randn(1, 5, dtype=torch.float64)
+    torch.testing.assert_close(adjoint(y), y @ linear.weight.detach())
+    conv, bn = nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False).double(), nn.BatchNorm2d(3).double()
+    bn.eval()
+    bn.running_var.uniform_(0.5, 2.0)
+    bn.weight.data.uniform_(-2.0, 2.0)
+    shape = (2, 6, 6)
+    matrix = operator_matrix(nn.Sequential(conv, bn), shape)
+    u = torch.randn((1, *shape), dtype=torch.float64)
+    ctx = BoundContext("train", "conv_bn", shape, state={"u": u})
+    forward, adjoint = ConvBatchNormBound().training_maps((conv, bn), ctx)
+    y = torch.randn(1, matrix.shape[0], dtype=torch.float64)
+    torch.testing.assert_close(forward(u).flatten(), matrix @ u.flatten())
+    torch.testing.assert_close(adjoint(y.view(1, 3, 3, 3)).flatten(), matrix.T @ y.flatten())

@@ -22,7 +22,7 @@ from torch import nn
 
 from lmt.bounds.conv_spectrum import circular_spectrum_bound, largest_singular_values
 from lmt.bounds.linear_operator import LinearOperatorBound
-from lmt.bounds.power_iteration import LinearMap
+from lmt.bounds.power_iteration import LinearMap, autograd_adjoint
 from lmt.bounds.registry import BoundContext, Certified, register_bound
 from lmt.bounds.windows import Axis, conv_axes
 
@@ -91,6 +91,24 @@ class Conv2dBound(LinearOperatorBound):
 
     def linear_map(self, module: nn.Conv2d, ctx: BoundContext, detach: bool) -> LinearMap:
         return conv_map(self.conv(module), self.weight(module, ctx, detach))
+
+    def training_maps(self, module: Any, ctx: BoundContext) -> tuple[LinearMap, LinearMap]:
+        """The convolution with its (differentiable) kernel, and its exact adjoint: the input
+        gradient of the convolution (``conv2d_input``, which knows the input size, so no row
+        or column is lost for strided layers) for zero padding, autograd otherwise."""
+        conv = self.conv(module)
+        weight = self.weight(module, ctx, detach=False)
+        detached = weight.detach()
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            return conv_map(conv, weight), autograd_adjoint(conv_map(conv, detached), ctx.state["u"])
+        input_size = tuple(ctx.state["u"].shape)
+
+        def adjoint(y: torch.Tensor) -> torch.Tensor:
+            return torch.nn.grad.conv2d_input(
+                input_size, detached, y, conv.stride, conv.padding, conv.dilation, conv.groups
+            )
+
+        return conv_map(conv, weight), adjoint
 
     def parameters(self, module: Any) -> list[torch.Tensor]:
         return [self.conv(module).weight]

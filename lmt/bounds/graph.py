@@ -118,11 +118,14 @@ class NetworkBound(nn.Module):
         self.model = [model]  # a list, so the model is not registered as a submodule
         self.input_shape = tuple(input_shape)
         self.steps, self.output, self.head = self._trace(model)
+        self._state_keys: dict[str, dict[str, str]] = {}  # node -> state name -> buffer name
         for step in self.steps:
             if step.bound is not None:
                 step.bound.prepare(step.target)
+                keys = self._state_keys.setdefault(step.node, {})
                 for name, shape in step.bound.state_shapes(step.target, step.input_shape).items():
-                    self.register_buffer(_state_key(step.node, name), torch.randn(shape))
+                    keys[name] = _state_key(step.node, name)
+                    self.register_buffer(keys[name], torch.randn(shape))
 
     # -- tracing ------------------------------------------------------------------------------
 
@@ -253,8 +256,7 @@ class NetworkBound(nn.Module):
     # -- evaluation ---------------------------------------------------------------------------
 
     def _state(self, node: str) -> dict[str, torch.Tensor]:
-        prefix = _state_key(node, "")
-        return {k[len(prefix):]: v for k, v in self._buffers.items() if k.startswith(prefix)}
+        return {name: self._buffers[key] for name, key in self._state_keys.get(node, {}).items()}
 
     def context(self, step: Step, mode: str, settings: CertifySettings = CertifySettings()) -> BoundContext:
         """What ``step``'s bound sees in ``mode``."""

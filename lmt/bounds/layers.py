@@ -34,6 +34,11 @@ class LinearBound(LinearOperatorBound):
             weight = weight.double()
         return lambda x: F.linear(x, weight)
 
+    def training_maps(self, module: nn.Linear, ctx: BoundContext) -> tuple[LinearMap, LinearMap]:
+        weight = module.weight
+        detached = weight.detach()
+        return (lambda x: F.linear(x, weight)), (lambda y: y @ detached)
+
     def certify(self, module: nn.Linear, ctx: BoundContext) -> Certified:
         weight = module.weight.detach().double()
         return Certified(float(torch.linalg.matrix_norm(weight, ord=2)), "exact(svd)")

@@ -14,6 +14,7 @@ import torch
 from lmt.bounds.power_iteration import (
     LinearMap,
     PowerIteration,
+    autograd_adjoint,
     certified_operator_norm,
     training_step,
 )
@@ -36,15 +37,20 @@ class LinearOperatorBound(LayerBound):
         mode float64 with eval-mode statistics."""
         raise NotImplementedError
 
+    def training_maps(self, module: Any, ctx: BoundContext) -> tuple[LinearMap, LinearMap]:
+        """(A differentiable in the parameters, Aᵀ detached) for one training step. The
+        default adjoint is autograd's; layers override this with an explicit, cheaper Aᵀ."""
+        return (
+            self.linear_map(module, ctx, detach=False),
+            autograd_adjoint(self.linear_map(module, ctx, detach=True), ctx.state["u"]),
+        )
+
     def state_shapes(self, module: Any, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         return {"u": (1, *input_shape)}
 
     def train(self, module: Any, ctx: BoundContext) -> torch.Tensor:
-        sigma, u_next = training_step(
-            self.linear_map(module, ctx, detach=False),
-            self.linear_map(module, ctx, detach=True),
-            ctx.state["u"],
-        )
+        forward, adjoint = self.training_maps(module, ctx)
+        sigma, u_next = training_step(forward, adjoint, ctx.state["u"])
         ctx.state["u"].copy_(u_next)
         return sigma
 

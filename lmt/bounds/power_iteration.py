@@ -27,22 +27,35 @@ def gram_apply(linear_map: LinearMap, x: torch.Tensor) -> torch.Tensor:
     return vjp(y)[0]
 
 
+def autograd_adjoint(linear_map: LinearMap, x_like: torch.Tensor) -> LinearMap:
+    """Aᵀ by a vector–Jacobian product: exact for any linear map, at the price of a forward
+    pass (used where a layer has no cheaper explicit adjoint)."""
+
+    def adjoint(y: torch.Tensor) -> torch.Tensor:
+        _, vjp = torch.func.vjp(linear_map, torch.zeros_like(x_like))
+        return vjp(y)[0]
+
+    return adjoint
+
+
 def training_step(
-    linear_map: LinearMap, detached_map: LinearMap, u: torch.Tensor
+    linear_map: LinearMap, adjoint: LinearMap, u: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One persistent power-iteration step.
 
     Returns ``(sigma, u_next)``: ``sigma = ‖A û‖`` with û = u/‖u‖ is differentiable in the
-    weights (a lower estimate of σ_max that tightens as u converges); ``u_next = AᵀA û`` is
-    the next persistent vector, computed without gradients (notes §7: never from the loss
-    gradient, which can vanish).
+    weights (a lower estimate of σ_max that tightens as u converges); ``u_next = Aᵀ(A û)``
+    reuses A û and is computed without gradients (notes §7: never from the loss gradient,
+    which can vanish). ``adjoint`` must not track gradients. A degenerate ``u_next`` (zero or
+    non-finite) is replaced by a vector of ones without a host synchronisation.
     """
     u_hat = _normalize(u)
-    sigma = linear_map(u_hat).flatten().norm()
+    y = linear_map(u_hat)
+    sigma = y.flatten().norm()
     with torch.no_grad():
-        u_next = gram_apply(detached_map, u_hat)
-        if not torch.isfinite(u_next).all() or u_next.norm() == 0:
-            u_next = torch.randn_like(u)
+        u_next = adjoint(y.detach())
+        healthy = torch.isfinite(u_next).all() & (u_next.abs().amax() > 0)
+        u_next = torch.where(healthy, u_next, torch.ones_like(u_next))
     return sigma, u_next
 
 
