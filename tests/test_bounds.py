@@ -48,8 +48,9 @@ def test_wong_kolter_network_bound_is_product_of_exact_layer_norms() -> None:
     assert bound.body >= body * (1 - 1e-12) and bound.body <= body * (1 + 2e-3)
     assert bound.total == pytest.approx(bound.body * norms[7], rel=1e-9)
     assert torch.equal(bound.head_weight, model[7].weight.detach().double())
-    deterministic = network.certified_bound()  # guaranteed, and within 2 % here
-    assert body * (1 - 1e-12) <= deterministic.body <= body * 1.02
+    deterministic = network.certified_bound()  # guaranteed, and exact: small layers
+    assert deterministic.body == pytest.approx(body, rel=1e-8) and deterministic.body >= body * (1 - 1e-12)
+    assert all(row["method"].startswith("exact") for row in deterministic.layers if row["type"] != "ReLU" and row["type"] != "Flatten")
 
 
 def test_network_bound_dominates_input_gradients() -> None:

@@ -12,9 +12,11 @@ from torch import nn
 
 from lmt.bounds import CertifySettings, NetworkBound
 from lmt.bounds.batchnorm import ConvBatchNormBound
-from lmt.bounds.conv import Conv2dBound, comparison_bounds, deterministic_bound
 from lmt.bounds.layers import LinearBound
 from lmt.bounds.registry import BoundContext
+from lmt.bounds.conv import (
+    Conv2dBound, comparison_bounds, conv_map, deterministic_bound, explicit_operator_norm,
+)
 from lmt.bounds.conv_spectrum import circular_spectrum_bound
 from lmt.bounds.windows import Axis, conv_axes
 from tests.bound_helpers import conv_sweep, exact_norm, operator_matrix, random_conv
@@ -57,10 +59,9 @@ def test_circular_padding_bound_is_exact(case: tuple[int, ...]) -> None:
     cin, cout, k, s, p, d, g, h, w = case
     conv = nn.Conv2d(cin, cout, k, s, p, d, g, bias=False, padding_mode="circular")
     shape = (cin, h, w)
-    bound = NetworkBound(nn.Sequential(conv), shape).certified_bound()
-    assert bound.total == pytest.approx(exact_norm(conv, shape), rel=1e-8)
-    assert "deterministic" in bound.layers[0]["method"]
-    assert circular_spectrum_bound(conv.weight, conv_axes(conv, shape), g).exact
+    spectral = circular_spectrum_bound(conv.weight, conv_axes(conv, shape), g)
+    assert spectral.exact
+    assert spectral.value == pytest.approx(exact_norm(conv, shape), rel=1e-8)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
@@ -139,10 +140,24 @@ def test_overlap_count_with_dilation_counts_the_taps_that_hit() -> None:
     assert Axis(20, 3, 2, 1, 1, 1).overlap == 2
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_small_layers_are_certified_exactly_from_the_explicit_gram_matrix(mode: str) -> None:
+    """Input or output with at most ``explicit_max_dim`` entries: AᵀA or AAᵀ, whichever is
+    smaller, gives the exact norm."""
+    for conv, shape in conv_sweep(seed=20 + MODES.index(mode), mode=mode, count=10):
+        exact = exact_norm(conv, shape)
+        value = explicit_operator_norm(conv_map(conv, conv.weight.detach().double()), shape, torch.device("cpu"))
+        assert value == pytest.approx(exact, rel=1e-8) and value >= exact * (1 - 1e-12)
+
+
 def test_deterministic_bound_is_the_default_and_says_so() -> None:
-    conv = nn.Conv2d(3, 4, 3, padding=1)
-    bound = NetworkBound(nn.Sequential(conv), (3, 8, 8)).certified_bound()
-    assert "deterministic" in bound.layers[0]["method"]
+    small = NetworkBound(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)), (3, 8, 8)).certified_bound()
+    assert small.layers[0]["method"].startswith("exact(eigvalsh")
+    large = NetworkBound(nn.Sequential(nn.Conv2d(17, 17, 3, padding=1)), (17, 16, 16)).certified_bound()
+    assert large.layers[0]["method"].startswith("fft(") and "deterministic" in large.layers[0]["method"]
+    assert explicit_operator_norm(lambda x: x, (17, 16, 16), torch.device("cpu")) is None
+    off = NetworkBound(nn.Sequential(nn.Conv2d(3, 4, 3)), (3, 8, 8)).certified_bound(CertifySettings(explicit_max_dim=0))
+    assert off.layers[0]["method"].startswith(("fft(", "cor1(", "frobenius("))
     with pytest.raises(ValueError, match="conv_method"):
         CertifySettings(conv_method="svd")
 

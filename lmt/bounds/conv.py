@@ -1,9 +1,11 @@
 """Bounds of ``nn.Conv2d`` (any stride, padding, padding mode, dilation and groups).
 
-Training: one persistent power-iteration step on the actual convolution (adjoint by autograd).
+Training: one persistent power-iteration step on the actual convolution (explicit adjoint).
 Certification (``CertifySettings.conv_method``):
 
-* ``"fft"`` (default, guaranteed): the smallest of three deterministic upper bounds — the
+* ``"fft"`` (default, guaranteed): for layers whose input or output has at most
+  ``CertifySettings.explicit_max_dim`` entries (the MNIST networks), the exact norm from the
+  eigenvalues of the explicit Gram matrix; otherwise the smallest of three deterministic upper bounds — the
   circular-spectrum bound (:mod:`lmt.bounds.conv_spectrum`), Cor. 1 (√n·‖W′‖₂) and the
   Frobenius norm of the full operator. The minimum of guaranteed bounds is guaranteed.
 * ``"power_iteration"``: the official code's float64 power iteration with the Thm 2 error
@@ -20,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmt.bounds.conv_spectrum import circular_spectrum_bound, largest_singular_values
+from lmt.bounds.conv_spectrum import ROUNDING_MARGIN, circular_spectrum_bound, largest_singular_values
 from lmt.bounds.linear_operator import LinearOperatorBound
-from lmt.bounds.power_iteration import LinearMap, autograd_adjoint
+from lmt.bounds.power_iteration import LinearMap, autograd_adjoint, gram_apply
 from lmt.bounds.registry import BoundContext, Certified, register_bound
 from lmt.bounds.windows import Axis, conv_axes
 
@@ -63,6 +65,35 @@ def comparison_bounds(weight: torch.Tensor, axes: tuple[Axis, Axis], groups: int
         "peck": math.sqrt(n) * kernel_matrix_norm(weight, groups, "fro"),
         "frobenius": operator_frobenius(weight, axes),
     }
+
+
+def explicit_operator_norm(
+    linear_map: LinearMap, input_shape: tuple[int, ...], device: torch.device,
+    max_dim: int = 4096, chunk: int = 256,
+) -> float | None:
+    """σ_max of a float64 linear map from its explicit Gram matrix AᵀA or AAᵀ (the smaller
+    one, at most max_dim² entries), built with the map and its autograd adjoint; None if both
+    sides have more than ``max_dim`` entries."""
+    probe = torch.zeros(1, *input_shape, dtype=torch.float64, device=device)
+    output_shape = tuple(linear_map(probe).shape[1:])
+    d_in, d_out = math.prod(input_shape), math.prod(output_shape)
+    if min(d_in, d_out) > max_dim:
+        return None
+    columns = []
+    with torch.no_grad():
+        if d_in <= d_out:
+            for start in range(0, d_in, chunk):
+                basis = torch.eye(d_in, dtype=torch.float64, device=device)[start : start + chunk]
+                columns.append(gram_apply(linear_map, basis.view(-1, *input_shape)).flatten(1))
+        else:
+            for start in range(0, d_out, chunk):
+                basis = torch.eye(d_out, dtype=torch.float64, device=device)[start : start + chunk]
+                zeros = torch.zeros(len(basis), *input_shape, dtype=torch.float64, device=device)
+                _, adjoint = torch.func.vjp(linear_map, zeros)
+                columns.append(linear_map(adjoint(basis.view(-1, *output_shape))[0]).flatten(1))
+    gram = torch.cat(columns)
+    gram = (gram + gram.T) / 2
+    return math.sqrt(max(float(torch.linalg.eigvalsh(gram)[-1]), 0.0)) * (1 + ROUNDING_MARGIN)
 
 
 def deterministic_bound(weight: torch.Tensor, axes: tuple[Axis, Axis], groups: int) -> Certified:
@@ -117,9 +148,13 @@ class Conv2dBound(LinearOperatorBound):
         if ctx.settings.conv_method == "power_iteration":
             return super().certify(module, ctx)
         conv = self.conv(module)
-        return deterministic_bound(
-            self.weight(module, ctx, detach=True), conv_axes(conv, ctx.input_shape), conv.groups
+        weight = self.weight(module, ctx, detach=True)
+        exact = explicit_operator_norm(
+            conv_map(conv, weight), ctx.input_shape, weight.device, ctx.settings.explicit_max_dim
         )
+        if exact is not None:
+            return Certified(exact, "exact(eigvalsh of the explicit Gram matrix; deterministic)")
+        return deterministic_bound(weight, conv_axes(conv, ctx.input_shape), conv.groups)
 
     def compare(self, module: Any, ctx: BoundContext) -> dict[str, float]:
         conv = self.conv(module)

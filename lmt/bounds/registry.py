@@ -26,8 +26,10 @@ CONV_METHODS = ("fft", "power_iteration")
 class CertifySettings:
     """How convolutions are bounded at certification.
 
-    ``conv_method="fft"`` (default): the deterministic bound of :mod:`lmt.bounds.conv_spectrum`
-    (with Cor. 1 and the operator's Frobenius norm, whichever is smallest) — guaranteed.
+    ``conv_method="fft"`` (default): guaranteed — the exact norm from the explicit Gram matrix
+    for layers whose input or output has at most ``explicit_max_dim`` entries, otherwise the
+    deterministic bound of :mod:`lmt.bounds.conv_spectrum` (with Cor. 1 and the operator's
+    Frobenius norm, whichever is smallest).
     ``"power_iteration"``: the official code's float64 multi-start power iteration with the
     Thm 2 error term — an upper bound only with high probability. ``n_iter``/``n_starts``/``seed``
     configure that power iteration, which the comparison table (Fig. 3) always reports; the
@@ -38,6 +40,7 @@ class CertifySettings:
     n_starts: int = 16
     seed: int = 0
     conv_method: str = "fft"
+    explicit_max_dim: int = 4096  # 0: never build explicit Gram matrices
 
     def __post_init__(self) -> None:
         if self.conv_method not in CONV_METHODS:
