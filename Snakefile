@@ -5,7 +5,13 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless the command line names config files (--configfile): those then
+# stand alone, so `--configfile config/paper.yaml` runs the paper's experiments and nothing else
+# (Snakemake would otherwise merge them into the default's experiments). `--config KEY=VALUE`
+# still overrides single keys of whichever config is in use.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -15,7 +21,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/certify.smk"
 include: "workflow/rules/attack.smk"
-include: "workflow/rules/analysis.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -3,8 +3,9 @@
     lmt-bench run --config config/config.yaml [--method lmt] [--seed 0]
 
 runs train → certify → attacks → gradient bounds → merge (soundness gate) for the selected
-runs, then the tables and the figure, writing the same files as the Snakemake workflow (whose rules call the same functions). Use it
-for interactive work or debugging; use Snakemake for parallel, incremental runs.
+runs, then every table and figure, writing the same files as the Snakemake workflow (whose
+rules call the same functions). Use it for interactive work or debugging, and where Snakemake
+is not installed; use Snakemake for parallel, incremental runs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 from lmt.config import ConfigError, load_config
-from lmt.paths import results_dir, run_dir
+from lmt.paths import run_dir
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -53,18 +54,10 @@ def _run_experiment(config: dict, args: argparse.Namespace) -> None:
             f"{experiment}/{method}/seed{seed}",
         )
         examples.append(str(d / "examples.csv"))
-    out = results_dir(experiment)
-    radii = config["report"]["radii"]
-    pipeline.aggregate_stage(
-        examples, runs, radii, f"{out}/tables/metrics.csv", f"{out}/tables/summary.csv", f"{out}/tables/summary.md",
-        f"{out}/tables/attacks.csv", f"{out}/tables/attacks.md",
-    )
-    pipeline.chain_stage(examples, runs, f"{out}/tables/inequality_chain.csv", f"{out}/tables/inequality_chain.md")
-    pipeline.plot_stage(
-        examples, runs, [f"{out}/figures/accuracy_vs_radius.png", f"{out}/figures/accuracy_vs_radius.pdf"], radii, experiment
-    )
-    print(Path(f"{out}/tables/summary.md").read_text())
-    print(Path(f"{out}/tables/inequality_chain.md").read_text())
+    from lmt.report.stages import report_experiment
+
+    for table in report_experiment(config, runs):
+        print(Path(table).read_text())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The stages of one run as functions from files to files: train, certify, attack (one per
-configured attack), gradient bounds (the inequality chain), merge (with the soundness gate),
-aggregate, chain table, plot. The Snakemake scripts and the ``lmt-bench`` CLI are thin adapters
-over these.
+configured attack), gradient bounds (the inequality chain), merge (with the soundness gate).
+The experiment-level tables and figures are in :mod:`lmt.report.stages`. The Snakemake scripts
+and the ``lmt-bench`` CLI are thin adapters over these.
 
 Every output is written atomically, with a provenance record beside it (``*.provenance.json``).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,19 +20,9 @@ from lmt import analysis, attacks, certify
 from lmt.bounds import CertifySettings, compare_bounds, comparison_frame
 from lmt.data import load_dataset
 from lmt.device import choose_device, describe
-from lmt.io import atomic_path, write_csv, write_json
+from lmt.io import write_csv, write_json
 from lmt.methods import load_plugins
 from lmt.provenance import record
-from lmt.report.figures import plot_accuracy_vs_radius
-from lmt.report.tables import (
-    attack_markdown,
-    attack_table,
-    chain_markdown,
-    chain_table,
-    metrics_table,
-    summary_markdown,
-    summary_table,
-)
 from lmt.soundness import SoundnessError, attack_labels, check_soundness  # noqa: F401 (re-exported)
 from lmt.train import TrainSettings, load_trained, predict, train
 
@@ -220,50 +210,3 @@ def merge_stage(
     check_soundness(frame, run_label)
     write_csv(out_csv, frame)
     return frame
-
-
-def _runs(paths: Sequence[str], labels: Sequence[tuple[str, int]]) -> list[tuple[str, int, pd.DataFrame]]:
-    return [(method, seed, pd.read_csv(path)) for path, (method, seed) in zip(paths, labels)]
-
-
-def aggregate_stage(
-    example_paths: Sequence[str], labels: Sequence[tuple[str, int]], radii: Sequence[float],
-    metrics_csv: str, summary_csv: str, summary_md: str, attacks_csv: str | None = None, attacks_md: str | None = None,
-) -> pd.DataFrame:
-    """Long metrics per run, the per-method summary, and the per-(method, attack) table."""
-    runs = _runs(example_paths, labels)
-    metrics = metrics_table(runs, radii)
-    summary = summary_table(metrics)
-    write_csv(metrics_csv, metrics)
-    write_csv(summary_csv, summary)
-    with atomic_path(summary_md) as tmp:
-        tmp.write_text(summary_markdown(summary))
-    if attacks_csv is not None:
-        per_attack = attack_table(summary, attack_labels(runs[0][2]), radii)
-        write_csv(attacks_csv, per_attack)
-        if attacks_md is not None:
-            with atomic_path(attacks_md) as tmp:
-                tmp.write_text(attack_markdown(per_attack))
-    return summary
-
-
-def chain_stage(
-    example_paths: Sequence[str], labels: Sequence[tuple[str, int]], out_csv: str, out_md: str
-) -> pd.DataFrame:
-    """Ratios (B)/(A), (C)/(B), (D)/(C) of the inequality chain per (method, seed)."""
-    table = chain_table(_runs(example_paths, labels))
-    write_csv(out_csv, table)
-    with atomic_path(out_md) as tmp:
-        tmp.write_text(chain_markdown(table))
-    return table
-
-
-def plot_stage(
-    example_paths: Sequence[str], labels: Sequence[tuple[str, int]], outputs: Sequence[str],
-    radii: Sequence[float], title: str = "",
-) -> None:
-    """The accuracy-vs-radius figure over [0, 1.5 × the largest tabulated radius]."""
-    fig = plot_accuracy_vs_radius(_runs(example_paths, labels), 1.5 * max(radii), title)
-    for out in outputs:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format=Path(out).suffix.lstrip("."), dpi=150)

@@ -37,3 +37,9 @@ def job_config(snakemake: Any) -> dict[str, Any]:
 def run_labels(runs: Any) -> list[tuple[str, int]]:
     """Snakemake params arrive as lists; restore (method, seed) tuples."""
     return [(str(method), int(seed)) for method, seed in runs]
+
+
+def stem(path: str) -> str:
+    """``results/x/tables/summary.csv`` -> ``results/x/tables/summary`` (a table's or figure's
+    stem: the stage writes every format beside it)."""
+    return str(path).rsplit(".", 1)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from lmt.paths import FIGURES, experiment_outputs
 from tests.conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -29,10 +31,27 @@ def test_dry_run_plans_the_default_dag(tmp_path) -> None:
     # default: standard + lmt, 5 attacks each; proxy_wrn: lmt, 1 attack.
     planned = [
         ("train", 3), ("certify", 3), ("attack", 2 * 5 + 1), ("gradient_bounds", 3), ("merge_examples", 3),
-        ("aggregate", 2), ("inequality_chain", 2), ("plot_accuracy_vs_radius", 2),
+        ("aggregate", 2), ("inequality_chain", 2), ("plot_accuracy_vs_radius", 2), ("bound_comparison", 2),
+        ("plot_inequality_chain", 2), ("plot_certified_vs_attack", 2), ("plot_certified_perturbations", 2),
+        ("published_comparison", 1),  # only the §6.1 experiment compares with published numbers
     ]
+    _assert_planned(out, planned)
+
+
+def _assert_planned(out: str, planned: list[tuple[str, int]]) -> None:
     for rule, count in planned:
         assert any(line.split() == [rule, str(count)] for line in out.splitlines()), f"{rule} x{count} not planned"
+
+
+def test_paper_config_plans_the_paper_dag_alone(tmp_path) -> None:
+    """--configfile replaces the embedded default (it is not merged into its experiments)."""
+    result = _snakemake("-n", "--configfile", str(REPO / "config/paper.yaml"), "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout + result.stderr
+    # mnist_wk: 3 methods, svhn_wrn: 4, svhn_wrn_avg: 1; 3 seeds; 3 attacks per run.
+    _assert_planned(out, [("train", 24), ("attack", 72), ("aggregate", 3), ("published_comparison", 1)])
+    assert "results/mnist_wk/tables/table1.tex" in out
+    assert "results/default/" not in out and "results/proxy_wrn/" not in out
 
 
 def test_bad_config_stops_snakemake_naming_the_key(tmp_path) -> None:
@@ -57,6 +76,7 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
             "attacks": {"cw": {"steps": 20, "binary_search_steps": 3}, "deepfool": {}, "pgd.fast": {"steps": 5}},
         },
         "chain": {"n_noise": 2},
+        "report": {"radii": [0.5, 1.0, 1.58], "published": "mnist_wk", "n_perturbation_examples": 3},
     }
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(config))
@@ -83,5 +103,20 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
     assert not (root / "runs" / "lmt" / "seed0" / "resume.pt").exists()
     layer_bounds = pd.read_csv(root / "runs" / "lmt" / "seed0" / "layer_bounds.csv")
     assert {"certified", "method", "thm1_2", "cor1", "cisse", "peck", "frobenius"} <= set(layer_bounds.columns)
+    for path in experiment_outputs("tiny", published=True):
+        assert (tmp_path / path).stat().st_size > 100, path
+    table1 = pd.read_csv(root / "tables" / "table1.csv")
+    assert {"cw_accuracy@1", "certified_accuracy@1"} <= set(table1.columns)
+    assert "39.9" in (root / "tables" / "published.md").read_text()
+    provenance = json.loads((root / "tables" / "table1.provenance.json").read_text())
+    assert provenance["config"]["attack"]["attacks"]["cw"]["steps"] == 20 and provenance["git_revision"]
+    report = tmp_path / "report.html"
+    built = _snakemake("--configfile", str(cfg), "--directory", str(tmp_path), "--report", str(report))
+    assert built.returncode == 0, built.stderr[-4000:]
+    html = report.read_text()
+    for name in FIGURES:
+        assert f"{name}.png" in html, f"figure {name} missing from the HTML report"
+    for name in ("table1", "summary", "published", "inequality_chain", "bound_comparison"):
+        assert f"{name}.csv" in html, f"table {name} missing from the HTML report"
     again = _snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

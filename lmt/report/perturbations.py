@@ -8,6 +8,9 @@ changes the prediction; the figure re-checks that for the one shown.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -41,24 +44,48 @@ def _show(ax: plt.Axes, image: np.ndarray, title: str, cmap: str | None = None) 
     ax.axis("off")
 
 
-def certified_perturbation_figure(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, radii: torch.Tensor, title: str = ""
-) -> plt.Figure:
-    """Rows: image, perturbation (contrast-stretched), perturbed image with its prediction."""
-    model = model.eval()
-    device = next(model.parameters()).device
-    x, y = x.to(device), y.to(device)
-    perturbed = margin_descent_perturbation(model, x, y, radii)
-    with torch.no_grad():
-        predicted = model(perturbed).argmax(1)
-    n = len(y)
-    fig, axes = plt.subplots(3, n, figsize=(1.3 * n, 4.2), squeeze=False)
-    for i in range(n):
-        delta = (perturbed[i] - x[i]).cpu().numpy()
-        size = float(np.linalg.norm(delta))
-        _show(axes[0, i], x[i].cpu().numpy(), f"label {int(y[i])}\nr = {float(radii[i]):.2f}")
-        _show(axes[1, i], delta.mean(0, keepdims=True), f"‖δ‖ = {size:.2f}", cmap="RdBu")
-        _show(axes[2, i], perturbed[i].cpu().numpy(), f"predicted {int(predicted[i])}")
+@dataclass
+class PerturbationPanel:
+    """What one method's block of Fig. 5 shows: its model and the chosen test examples."""
+
+    method: str
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    radii: torch.Tensor
+
+
+def certified_perturbation_figure(panels: Sequence[PerturbationPanel], title: str = "") -> plt.Figure:
+    """Three rows per method: image, perturbation (contrast-stretched), perturbed image with its
+    prediction. A perturbed image that changes the prediction contradicts the certificate and
+    is an error."""
+    n = max(len(p.y) for p in panels)
+    fig, axes = plt.subplots(3 * len(panels), n, figsize=(1.3 * n, 4.2 * len(panels)), squeeze=False)
+    for block, panel in enumerate(panels):
+        model = panel.model.eval()
+        device = next(model.parameters()).device
+        x, y = panel.x.to(device), panel.y.to(device)
+        perturbed = margin_descent_perturbation(model, x, y, panel.radii)
+        with torch.no_grad():
+            predicted = model(perturbed).argmax(1)
+        flipped = (predicted != y).nonzero().flatten().tolist()
+        if flipped:
+            raise AssertionError(
+                f"{panel.method}: a perturbation within the certified radius changed the prediction "
+                f"of shown examples {flipped}: the certificate is unsound"
+            )
+        rows = axes[3 * block : 3 * block + 3]
+        for i in range(n):
+            if i >= len(y):
+                for ax in rows[:, i]:
+                    ax.axis("off")
+                continue
+            delta = (perturbed[i] - x[i]).cpu().numpy()
+            size = float(np.linalg.norm(delta))
+            head = f"{panel.method}\n" if i == 0 else ""
+            _show(rows[0, i], x[i].cpu().numpy(), f"{head}label {int(y[i])}, r = {float(panel.radii[i]):.2f}")
+            _show(rows[1, i], delta.mean(0, keepdims=True), f"‖δ‖ = {size:.2f}", cmap="RdBu")
+            _show(rows[2, i], perturbed[i].cpu().numpy(), f"predicted {int(predicted[i])}")
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

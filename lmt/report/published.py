@@ -1,6 +1,11 @@
 """Published numbers shown beside ours: only those the project's paper notes mark as verified
 (quoted from the paper, [PAPER-Q]) or reported by a named third party ([2ND]), each with its
-source. Nothing else is presented as a number of the paper."""
+source. Nothing else is presented as a number of the paper.
+
+An experiment opts in with ``report.published: <set>`` (``mnist_wk``, ``cifar10``); the
+comparison table then puts our value of the same quantity (mean ± std over seeds) beside each
+published one.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +13,96 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from lmt.report.formatting import mean_std
+
+_PAPER = "Tsuzuku, Sato, Sugiyama 2018 (arXiv:1802.04034), §6.1: unregularised model, 'estimated error ratios in (i)–(iii)'"
+_BCP = "BCP README (Lee et al., NeurIPS 2020), LMT re-trained by the BCP authors"
+
 
 @dataclass(frozen=True)
 class PublishedNumber:
-    experiment: str  # which of our experiments it belongs beside
-    method: str
+    published_set: str  # the experiment kind it belongs beside (config: report.published)
+    method: str  # our method name it compares with
     quantity: str
     value: float
-    unit: str
+    unit: str  # "%" or "×"
+    metric: str  # our summary metric ("chain:<ratio>" for a median chain ratio)
     source: str
     status: str  # "paper (quoted)" or "third party"
 
 
 PUBLISHED: tuple[PublishedNumber, ...] = (
-    PublishedNumber("mnist_wk", "standard", "ratio (B)/(A)", 39.9, "×",
-                    "Tsuzuku et al. 2018, §6.1 (unregularised model, 'estimated error ratios in (i)–(iii)')", "paper (quoted)"),
-    PublishedNumber("mnist_wk", "standard", "ratio (C)/(B)", 1.13, "×",
-                    "Tsuzuku et al. 2018, §6.1", "paper (quoted)"),
-    PublishedNumber("mnist_wk", "standard", "ratio (D)/(C)", 1.82, "×",
-                    "Tsuzuku et al. 2018, §6.1", "paper (quoted)"),
-    PublishedNumber("mnist_wk", "lmt", "clean accuracy", 86.48, "%",
-                    "BCP README (Lee et al. 2020), LMT re-trained by the BCP authors, MNIST", "third party"),
-    PublishedNumber("mnist_wk", "lmt", "certified accuracy @1.58", 40.55, "%",
-                    "BCP README (Lee et al. 2020), LMT re-trained by the BCP authors, MNIST", "third party"),
-    PublishedNumber("mnist_wk", "lmt", "PGD-100 accuracy @1.58", 53.56, "%",
-                    "BCP README (Lee et al. 2020), LMT re-trained by the BCP authors, MNIST", "third party"),
+    PublishedNumber("mnist_wk", "standard", "median ratio (B)/(A)", 39.9, "×", "chain:(B)/(A)", _PAPER, "paper (quoted)"),
+    PublishedNumber("mnist_wk", "standard", "median ratio (C)/(B)", 1.13, "×", "chain:(C)/(B)", _PAPER, "paper (quoted)"),
+    PublishedNumber("mnist_wk", "standard", "median ratio (D)/(C)", 1.82, "×", "chain:(D)/(C)", _PAPER, "paper (quoted)"),
+    PublishedNumber("mnist_wk", "lmt", "clean accuracy", 86.48, "%", "clean_accuracy", f"{_BCP}, MNIST", "third party"),
+    PublishedNumber("mnist_wk", "lmt", "certified accuracy @1.58", 40.55, "%", "certified_accuracy@1.58",
+                    f"{_BCP}, MNIST", "third party"),
+    PublishedNumber("mnist_wk", "lmt", "PGD-100 accuracy @1.58", 53.56, "%", "pgd_accuracy@1.58",
+                    f"{_BCP}, MNIST", "third party"),
+    PublishedNumber("cifar10", "lmt", "clean accuracy (BCP Model1)", 56.49, "%", "clean_accuracy",
+                    f"{_BCP}, CIFAR-10, their 'Model1' CNN", "third party"),
+    PublishedNumber("cifar10", "lmt", "PGD-100 accuracy @36/255 (BCP Model1)", 49.83, "%", "pgd_accuracy@0.1412",
+                    f"{_BCP}, CIFAR-10, their 'Model1' CNN", "third party"),
+    PublishedNumber("cifar10", "lmt", "certified accuracy @36/255 (BCP Model1)", 37.20, "%", "certified_accuracy@0.1412",
+                    f"{_BCP}, CIFAR-10, their 'Model1' CNN", "third party"),
+    PublishedNumber("cifar10", "lmt", "clean accuracy (BCP Model2)", 63.05, "%", "clean_accuracy",
+                    f"{_BCP}, CIFAR-10, their 'Model2' CNN", "third party"),
+    PublishedNumber("cifar10", "lmt", "PGD-100 accuracy @36/255 (BCP Model2)", 58.32, "%", "pgd_accuracy@0.1412",
+                    f"{_BCP}, CIFAR-10, their 'Model2' CNN", "third party"),
+    PublishedNumber("cifar10", "lmt", "certified accuracy @36/255 (BCP Model2)", 38.11, "%", "certified_accuracy@0.1412",
+                    f"{_BCP}, CIFAR-10, their 'Model2' CNN", "third party"),
 )
+PUBLISHED_SETS = tuple(dict.fromkeys(n.published_set for n in PUBLISHED))
 
 
-def published_table(experiment: str | None = None) -> pd.DataFrame:
-    rows = [asdict(n) for n in PUBLISHED if experiment is None or n.experiment == experiment]
+def published_table(published_set: str | None = None) -> pd.DataFrame:
+    rows = [asdict(n) for n in PUBLISHED if published_set is None or n.published_set == published_set]
     return pd.DataFrame(rows, columns=list(PublishedNumber.__dataclass_fields__))
+
+
+def _ours(number: PublishedNumber, summary: pd.DataFrame, chain: pd.DataFrame) -> tuple[float, float, int]:
+    """(mean, std, n_seeds) of our value of the number's quantity; NaN where we lack it (the
+    method or the attack was not run, the radius is not tabulated)."""
+    missing = (float("nan"), float("nan"), 0)
+    if number.metric.startswith("chain:"):
+        rows = chain[(chain["method"] == number.method) & (chain["ratio"] == number.metric[len("chain:"):])]
+        if rows.empty:
+            return missing
+        return float(rows["median"].mean()), float(rows["median"].std(ddof=1)), len(rows)
+    rows = summary[summary["method"] == number.method]
+    if rows.empty or number.metric not in summary.columns:
+        return missing
+    row = rows.iloc[0]
+    scale = 100.0 if number.unit == "%" else 1.0
+    return row[number.metric] * scale, row.get(f"{number.metric}_std", float("nan")) * scale, int(row["n_seeds"])
+
+
+def comparison_table(published_set: str, summary: pd.DataFrame, chain: pd.DataFrame) -> pd.DataFrame:
+    """Every published number of ``published_set`` with ours beside it."""
+    if published_set not in PUBLISHED_SETS:
+        raise KeyError(f"no published numbers for {published_set!r}; known sets: {list(PUBLISHED_SETS)}")
+    rows = []
+    for number in PUBLISHED:
+        if number.published_set != published_set:
+            continue
+        mean, std, n = _ours(number, summary, chain)
+        rows.append({**asdict(number), "ours": mean, "ours_std": std, "our_seeds": n})
+    return pd.DataFrame(rows)
+
+
+def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
+    """Method, quantity, published value, ours (mean ± std), status and source."""
+    return pd.DataFrame(
+        {
+            "method": table["method"],
+            "quantity": [f"{q} ({u})" for q, u in zip(table["quantity"], table["unit"])],
+            "published": [mean_std(v, float("nan"), 1, False, 4) for v in table["value"]],
+            "ours": [
+                mean_std(m, s, int(n), False, 4) if n else "— (not run or not tabulated)"
+                for m, s, n in zip(table["ours"], table["ours_std"], table["our_seeds"])
+            ],
+            "status": table["status"],
+            "source": table["source"],
+        }
+    )

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from lmt.analysis import chain_ratios
+from lmt.report.formatting import mean_std
 from lmt.soundness import attack_labels
 
 PER_EXAMPLE_COLUMNS = [
@@ -63,7 +64,7 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
     order = list(dict.fromkeys(metrics["metric"]))
     grouped = metrics.groupby(["method", "metric"], sort=False)["value"]
     mean = grouped.mean().unstack("metric")[order]
-    std = grouped.std(ddof=0).unstack("metric")[order].add_suffix("_std")
+    std = grouped.std(ddof=1).unstack("metric")[order].add_suffix("_std")
     seeds = metrics.groupby("method", sort=False)["seed"].nunique().rename("n_seeds")
     return pd.concat([seeds, mean, std], axis=1).reset_index()
 
@@ -75,31 +76,52 @@ def _headline(name: str) -> bool:
     )
 
 
-def summary_markdown(summary: pd.DataFrame) -> str:
-    """Markdown with accuracies in percent ('mean ± std' when there are several seeds); the
-    per-attack columns are in the attack table, all of them in summary.csv."""
-    metrics = [
-        c for c in summary.columns
-        if c not in ("method", "n_seeds") and not c.endswith("_std") and _headline(c)
+def _cells(summary: pd.DataFrame, name: str) -> list[str]:
+    """'mean ± std' cells of one summary metric, percentages for accuracies."""
+    return [
+        mean_std(row[name], row.get(f"{name}_std", float("nan")), int(row["n_seeds"]), "accuracy" in name)
+        for _, row in summary.iterrows()
     ]
+
+
+def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """The headline columns with accuracies in percent ('mean ± std' over several seeds); the
+    per-attack columns are in the attack table, all of them in summary.csv."""
     out = pd.DataFrame({"method": summary["method"], "seeds": summary["n_seeds"]})
-    for name in metrics:
+    for name in summary.columns:
+        if name in ("method", "n_seeds") or name.endswith("_std") or not _headline(name):
+            continue
         if name == "n_examples":
             out["examples"] = summary[name].astype(int)
             continue
-        is_acc = "accuracy" in name
-        scale = 100.0 if is_acc else 1.0
-        fmt = "{:.1f}" if is_acc else "{:.3f}"
+        header = name.replace("_accuracy@", " acc. @").replace("_", " ")
+        out[header + (" (%)" if "accuracy" in name else "")] = _cells(summary, name)
+    return out
 
-        def cell(i: int) -> str:
-            text = fmt.format(summary[name].iloc[i] * scale)
-            if summary["n_seeds"].iloc[i] > 1:
-                text += " ± " + fmt.format(summary[f"{name}_std"].iloc[i] * scale)
-            return text
 
-        header = name.replace("_accuracy@", " acc. @").replace("_", " ") + (" (%)" if is_acc else "")
-        out[header] = [cell(i) for i in range(len(summary))]
-    return out.to_markdown(index=False) + "\n"
+def table1(summary: pd.DataFrame, attack: str, radii: Sequence[float]) -> pd.DataFrame:
+    """Table 1 of the paper: per method, clean accuracy, accuracy under ``attack`` (the
+    fraction with attack distance > r) and the certified fraction (radius ≥ r) at each r;
+    means and standard deviations over seeds."""
+    columns = ["clean_accuracy"]
+    for r in radii:
+        columns += [f"{attack}_accuracy@{r:g}", f"certified_accuracy@{r:g}"]
+    missing = [c for c in columns if c not in summary.columns]
+    if missing:
+        raise KeyError(f"the summary has no {missing}: was attack {attack!r} run?")
+    keep = ["method", "n_seeds"] + [c for name in columns for c in (name, f"{name}_std")]
+    return summary[keep].copy()
+
+
+def table1_display(table: pd.DataFrame, attack: str, radii: Sequence[float]) -> pd.DataFrame:
+    """Table 1 in percent: one 'under <attack>' and one 'certified' column per radius."""
+    label = "all attacks" if attack == ALL_ATTACKS else attack
+    out = pd.DataFrame({"method": table["method"], "seeds": table["n_seeds"]})
+    out["clean (%)"] = _cells(table, "clean_accuracy")
+    for r in radii:
+        out[f"{label} @{r:g} (%)"] = _cells(table, f"{attack}_accuracy@{r:g}")
+        out[f"certified @{r:g} (%)"] = _cells(table, f"certified_accuracy@{r:g}")
+    return out
 
 
 def attack_table(summary: pd.DataFrame, attacks: Sequence[str], radii: Sequence[float]) -> pd.DataFrame:
@@ -122,15 +144,18 @@ def attack_table(summary: pd.DataFrame, attacks: Sequence[str], radii: Sequence[
     return pd.DataFrame(rows)
 
 
-def attack_markdown(table: pd.DataFrame) -> str:
-    """The attack table with rates in percent."""
+def attack_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The attack table with rates in percent (means over seeds)."""
     out = table.copy()
     for column in out.columns:
         if column == "success_rate" or column.startswith("accuracy@"):
             out[column] = [("—" if pd.isna(v) else f"{100 * v:.1f}") for v in out[column]]
     out["median_distance"] = [f"{v:.3f}" for v in out["median_distance"]]
-    out.columns = [c.replace("accuracy@", "acc. @").replace("_", " ") + (" (%)" if ("acc" in c or c == "success_rate") else "") for c in out.columns]
-    return out.to_markdown(index=False) + "\n"
+    out.columns = [
+        c.replace("accuracy@", "acc. @").replace("_", " ") + (" (%)" if ("acc" in c or c == "success_rate") else "")
+        for c in out.columns
+    ]
+    return out
 
 
 def chain_table(runs: Iterable[tuple[str, int, pd.DataFrame]]) -> pd.DataFrame:
@@ -144,7 +169,14 @@ def chain_table(runs: Iterable[tuple[str, int, pd.DataFrame]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def chain_markdown(table: pd.DataFrame) -> str:
+CHAIN_NOTE = (
+    "Median (mean) over the examples where both values are finite and positive. (A) certified "
+    "radius, (B) margin / global gradient-based Lipschitz lower bound, (C) margin / per-batch "
+    "lower bound, (D) smallest attack distance."
+)
+
+
+def chain_display(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (method, seed), median (mean) of each ratio."""
     rows = []
     for (method, seed), group in table.groupby(["method", "seed"], sort=False):
@@ -152,9 +184,4 @@ def chain_markdown(table: pd.DataFrame) -> str:
         for _, r in group.iterrows():
             row[r["ratio"]] = f"{r['median']:.3g} ({r['mean']:.3g}), n = {r['n_examples']}"
         rows.append(row)
-    note = (
-        "\nMedian (mean) over the examples where both values are finite and positive. (A) "
-        "certified radius, (B) margin / global gradient-based Lipschitz lower bound, (C) margin / "
-        "per-batch lower bound, (D) smallest attack distance.\n"
-    )
-    return pd.DataFrame(rows).to_markdown(index=False) + "\n" + note
+    return pd.DataFrame(rows)

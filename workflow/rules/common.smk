@@ -4,7 +4,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from lmt.config import ConfigError, validate_config
-from lmt.paths import results_dir, run_dir
+from lmt.paths import experiment_outputs, results_dir, run_dir
 
 try:
     _validated = validate_config(config)
@@ -91,17 +91,9 @@ def attack_settings(wildcards):
 
 
 def final_outputs():
-    outputs = []
-    for experiment in EXPERIMENTS:
-        root = results_dir(experiment)
-        outputs += [
-            f"{root}/tables/summary.csv",
-            f"{root}/tables/summary.md",
-            f"{root}/tables/attacks.csv",
-            f"{root}/tables/attacks.md",
-            f"{root}/tables/inequality_chain.csv",
-            f"{root}/tables/inequality_chain.md",
-            f"{root}/figures/accuracy_vs_radius.png",
-            f"{root}/figures/accuracy_vs_radius.pdf",
-        ]
-    return outputs
+    """Every table and figure of every experiment (lmt.paths.experiment_outputs)."""
+    return [
+        path
+        for name, settings in EXPERIMENTS.items()
+        for path in experiment_outputs(name, settings["report"]["published"] is not None)
+    ]

@@ -1,12 +1,12 @@
-"""Snakemake adapter: the inequality-chain ratio table over every run."""
+"""Snakemake adapter: the inequality-chain ratio table."""
 
-from lmt.pipeline import chain_stage
-from lmt.script_support import run_labels, snakemake_job
+from lmt.report.stages import chain_stage
+from lmt.script_support import job_config, run_labels, snakemake_job, stem
 
 with snakemake_job(snakemake):  # noqa: F821 (injected by Snakemake)
     chain_stage(
+        job_config(snakemake),  # noqa: F821
         list(snakemake.input),  # noqa: F821
         run_labels(snakemake.params.runs),  # noqa: F821
-        snakemake.output.table,  # noqa: F821
-        snakemake.output.markdown,  # noqa: F821
+        stem(snakemake.output.csv),  # noqa: F821
     )

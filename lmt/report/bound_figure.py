@@ -1,0 +1,69 @@
+"""Fig. 3 of the paper: operator-norm bounds of each linear layer, and of the whole network,
+side by side (from the certify stage's ``layer_bounds.csv``).
+
+Bars: the paper's Thm 1/2 (power iteration with the error term), Cor. 1, Cisse et al. and Peck
+et al. as the official code computes them, and the bound our certificate actually used. The
+paper's ordering is Thm 1,2 < Cor. 1 < Cisse+ < Peck+; whether its bars are per layer or per
+network is not recorded (notes §4.1), so both are shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+BARS = {"thm1_2": "Thm. 1, 2", "cor1": "Cor. 1", "cisse": "Cisse+", "peck": "Peck+", "certified": "certified (ours)"}
+
+
+def operator_rows(layer_bounds: pd.DataFrame) -> pd.DataFrame:
+    """The rows worth comparing: layers whose bounds differ between methods (convolutions,
+    fused conv+BN, linear layers), then the network's L_F ("total")."""
+    layers = layer_bounds[layer_bounds["type"] != "network"]
+    values = layers[list(BARS)].to_numpy(dtype=float)
+    differs = ~np.isclose(np.nanmin(values, axis=1), np.nanmax(values, axis=1), rtol=1e-9)
+    rows = layers[differs].copy()
+    rows["label"] = [f"{layer}\n{kind}" for layer, kind in zip(rows["layer"], rows["type"])]
+    total = layer_bounds[(layer_bounds["type"] == "network") & (layer_bounds["layer"] == "total")].copy()
+    total["label"] = "network\nL_F"
+    return pd.concat([rows, total], ignore_index=True)
+
+
+def bound_comparison_table(runs: Sequence[tuple[str, int, pd.DataFrame]]) -> pd.DataFrame:
+    """The compared rows of every run, tagged with method and seed (for the CSV)."""
+    frames = []
+    for method, seed, layer_bounds in runs:
+        rows = operator_rows(layer_bounds).drop(columns="label").rename(columns={"method": "bound_method"})
+        rows.insert(0, "seed", seed)
+        rows.insert(0, "method", method)
+        frames.append(rows)
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_bound_comparison(runs: Sequence[tuple[str, int, pd.DataFrame]], title: str = "") -> plt.Figure:
+    """One panel per method (its first seed), grouped bars per layer on a log axis."""
+    first: dict[str, pd.DataFrame] = {}
+    for method, _, layer_bounds in runs:
+        first.setdefault(method, layer_bounds)
+    fig, axes = plt.subplots(len(first), 1, figsize=(max(6.0, 1.3 * max(len(operator_rows(f)) for f in first.values())), 3.2 * len(first)), squeeze=False)
+    width = 0.8 / len(BARS)
+    for ax, (method, layer_bounds) in zip(axes[:, 0], first.items()):
+        rows = operator_rows(layer_bounds)
+        x = np.arange(len(rows))
+        for i, (column, label) in enumerate(BARS.items()):
+            ax.bar(x + (i - (len(BARS) - 1) / 2) * width, rows[column].to_numpy(dtype=float), width, label=label)
+        ax.set_xticks(x, rows["label"], fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("operator-norm bound")
+        ax.set_title(method, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=len(BARS))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,244 @@
+"""The experiment-level stages: every table and figure of one experiment from its runs' files.
+
+Shared by the Snakemake rules (workflow/rules/report.smk) and the ``lmt-bench`` CLI. Tables go
+to ``<stem>.csv``/``.md``/``.tex``, figures to ``<stem>.png``/``.pdf``; each output set gets a
+``<stem>.provenance.json`` (config with the attack budgets, package versions, git revision,
+device, wall time, inputs). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from lmt.data import load_dataset
+from lmt.io import atomic_path, write_csv, write_json
+from lmt.methods import load_plugins
+from lmt.paths import figure_stem, run_dir, table_stem
+from lmt.provenance import record
+from lmt.report.bound_figure import bound_comparison_table, plot_bound_comparison
+from lmt.report.chain_figure import plot_chain_ratios
+from lmt.report.figures import plot_accuracy_vs_radius
+from lmt.report.formatting import write_table
+from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
+from lmt.report.published import PUBLISHED, comparison_display, comparison_table
+from lmt.report.scatter_figure import plot_certified_vs_attack
+from lmt.report.tables import (
+    ALL_ATTACKS,
+    CHAIN_NOTE,
+    attack_display,
+    attack_table,
+    chain_display,
+    chain_table,
+    metrics_table,
+    summary_display,
+    summary_table,
+    table1,
+    table1_display,
+)
+from lmt.soundness import attack_labels
+from lmt.train import load_trained
+
+FIGURE_FORMATS = ("png", "pdf")
+Runs = list[tuple[str, int, pd.DataFrame]]
+
+
+def read_runs(paths: Sequence[str], labels: Sequence[tuple[str, int]]) -> Runs:
+    """(method, seed, table) per run, in the configured order."""
+    if len(paths) != len(labels):
+        raise ValueError(f"{len(paths)} files for {len(labels)} runs")
+    return [(method, seed, pd.read_csv(path)) for path, (method, seed) in zip(paths, labels)]
+
+
+def _provenance(stem: str | Path, config: dict[str, Any], started: float, inputs: Sequence[str]) -> None:
+    write_json(
+        Path(f"{stem}.provenance.json"),
+        record(config, "cpu", time.perf_counter() - started, inputs=[str(p) for p in inputs]),
+    )
+
+
+def save_figure(fig: Any, stem: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    for fmt in FIGURE_FORMATS:
+        with atomic_path(Path(f"{stem}.{fmt}")) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150)
+    plt.close(fig)
+
+
+def table1_attack(config: dict[str, Any]) -> str:
+    """The attack of Table 1: ``report.table1_attack`` if the experiment runs it, else the
+    smallest distance over all attacks."""
+    wanted = config["report"]["table1_attack"]
+    return wanted if wanted in config["attack"]["attacks"] else ALL_ATTACKS
+
+
+def aggregate_stage(
+    config: dict[str, Any], example_paths: Sequence[str], labels: Sequence[tuple[str, int]],
+    metrics_csv: str, summary_stem: str, attacks_stem: str, table1_stem: str,
+) -> pd.DataFrame:
+    """Long metrics per run; the per-method summary; the per-(method, attack) table; Table 1."""
+    started = time.perf_counter()
+    radii = config["report"]["radii"]
+    runs = read_runs(example_paths, labels)
+    metrics = metrics_table(runs, radii)
+    summary = summary_table(metrics)
+    write_csv(metrics_csv, metrics)
+    seeds_note = "Mean ± sample standard deviation over seeds where there are several."
+    write_table(summary_stem, summary, summary_display(summary),
+                "Clean, certified and under-attack accuracy per method.", seeds_note)
+    per_attack = attack_table(summary, attack_labels(runs[0][2]), radii)
+    write_table(attacks_stem, per_attack, attack_display(per_attack),
+                "Accuracy under each attack (distance > r) and median distance per method.",
+                "Means over seeds; all_attacks: the smallest distance over every attack.")
+    attack = table1_attack(config)
+    first = table1(summary, attack, radii)
+    write_table(table1_stem, first, table1_display(first, attack, radii),
+                f"Table 1: clean accuracy, accuracy under {attack} (distance > r) and certified fraction (radius ≥ r).",
+                seeds_note)
+    for stem in (summary_stem, attacks_stem, table1_stem):
+        _provenance(stem, config, started, example_paths)
+    return summary
+
+
+def chain_stage(
+    config: dict[str, Any], example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
+) -> pd.DataFrame:
+    """Ratios (B)/(A), (C)/(B), (D)/(C) of the inequality chain per (method, seed)."""
+    started = time.perf_counter()
+    table = chain_table(read_runs(example_paths, labels))
+    write_table(stem, table, chain_display(table), "Inequality-chain ratios (Fig. 4).", CHAIN_NOTE)
+    _provenance(stem, config, started, example_paths)
+    return table
+
+
+def published_stage(config: dict[str, Any], summary_csv: str, chain_csv: str, stem: str) -> pd.DataFrame:
+    """Verified published numbers of ``report.published`` beside ours."""
+    started = time.perf_counter()
+    table = comparison_table(config["report"]["published"], pd.read_csv(summary_csv), pd.read_csv(chain_csv))
+    write_table(stem, table, comparison_display(table),
+                "Published numbers (verified only, with their sources) beside ours.",
+                "Ours: mean ± standard deviation over seeds, at this experiment's scale and budgets.")
+    _provenance(stem, config, started, [summary_csv, chain_csv])
+    return table
+
+
+def accuracy_figure_stage(
+    config: dict[str, Any], example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
+) -> None:
+    """Certified and under-attack accuracy over [0, 1.5 × the largest tabulated radius]."""
+    started = time.perf_counter()
+    fig = plot_accuracy_vs_radius(read_runs(example_paths, labels), 1.5 * max(config["report"]["radii"]),
+                                  config["experiment"])
+    save_figure(fig, stem)
+    _provenance(stem, config, started, example_paths)
+
+
+def bound_comparison_stage(
+    config: dict[str, Any], layer_bound_paths: Sequence[str], labels: Sequence[tuple[str, int]],
+    figure_stem: str, table_stem: str,
+) -> None:
+    """Fig. 3 and its table: per-layer and network bounds by every method."""
+    started = time.perf_counter()
+    runs = read_runs(layer_bound_paths, labels)
+    table = bound_comparison_table(runs)
+    display = table[["method", "seed", "layer", "type", "thm1_2", "cor1", "cisse", "peck", "frobenius", "certified"]].copy()
+    for column in display.columns[4:]:
+        display[column] = [f"{v:.4g}" for v in display[column]]
+    write_table(table_stem, table, display, "Operator-norm bounds per layer and for the network (Fig. 3).",
+                "thm1_2: power iteration with the Thm 2 error term; certified: the bound the certificate used.")
+    save_figure(plot_bound_comparison(runs, config["experiment"]), figure_stem)
+    for stem in (table_stem, figure_stem):
+        _provenance(stem, config, started, layer_bound_paths)
+
+
+def _published_ratios(config: dict[str, Any]) -> dict[tuple[str, str], float]:
+    chosen = config["report"]["published"]
+    return {
+        (n.method, n.metric[len("chain:"):]): n.value
+        for n in PUBLISHED
+        if n.published_set == chosen and n.metric.startswith("chain:")
+    }
+
+
+def chain_figure_stage(
+    config: dict[str, Any], example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
+) -> None:
+    """Fig. 4: the chain ratios per example, with the paper's medians where verified."""
+    started = time.perf_counter()
+    fig = plot_chain_ratios(read_runs(example_paths, labels), _published_ratios(config), config["experiment"])
+    save_figure(fig, stem)
+    _provenance(stem, config, started, example_paths)
+
+
+def scatter_figure_stage(
+    config: dict[str, Any], example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
+) -> None:
+    """Certified radius against the smallest attack distance, per example."""
+    started = time.perf_counter()
+    save_figure(plot_certified_vs_attack(read_runs(example_paths, labels), config["experiment"]), stem)
+    _provenance(stem, config, started, example_paths)
+
+
+def perturbation_figure_stage(
+    config: dict[str, Any], model_paths: Sequence[str], example_paths: Sequence[str],
+    labels: Sequence[tuple[str, int]], stem: str,
+) -> None:
+    """Fig. 5: for the first seed of each method, the first ``report.n_perturbation_examples``
+    test examples with a positive certified radius, beside perturbations of that size."""
+    started = time.perf_counter()
+    load_plugins(config["plugins"])
+    test = load_dataset(config["data"]).test
+    count = config["report"]["n_perturbation_examples"]
+    panels, seen = [], set()
+    for model_path, examples_path, (method, _) in zip(model_paths, example_paths, labels):
+        if method in seen:
+            continue
+        seen.add(method)
+        examples = pd.read_csv(examples_path)
+        chosen = examples[examples["certified_radius"] > 0].head(count)
+        if chosen.empty:
+            continue  # nothing certified: nothing to show for this method
+        ids = torch.as_tensor(chosen["example_id"].to_numpy())
+        # Strictly inside the certified ball (the certificate covers ‖δ‖ < r).
+        radii = torch.as_tensor(chosen["certified_radius"].to_numpy() * (1 - 1e-6), dtype=torch.float32)
+        model = load_trained(model_path, "cpu").model
+        panels.append(PerturbationPanel(method, model, test.x[ids], test.y[ids], radii))
+    if not panels:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 1))
+        ax.text(0.5, 0.5, "no method certified any shown example", ha="center", va="center")
+        ax.axis("off")
+    else:
+        fig = certified_perturbation_figure(panels, config["experiment"])
+    save_figure(fig, stem)
+    _provenance(stem, config, started, [*model_paths, *example_paths])
+
+
+def report_experiment(config: dict[str, Any], labels: Sequence[tuple[str, int]]) -> list[str]:
+    """Every table and figure of one experiment from the runs' files at their standard paths
+    (what the Snakemake rules produce); returns the Markdown tables' paths."""
+    experiment = config["experiment"]
+    runs = [run_dir(experiment, method, seed) for method, seed in labels]
+    examples = [f"{d}/examples.csv" for d in runs]
+    table, figure = (lambda name: table_stem(experiment, name)), (lambda name: figure_stem(experiment, name))
+    aggregate_stage(config, examples, labels, f"{table('metrics')}.csv", table("summary"), table("attacks"), table("table1"))
+    chain_stage(config, examples, labels, table("inequality_chain"))
+    written = [table(name) for name in ("table1", "summary", "attacks", "inequality_chain")]
+    if config["report"]["published"] is not None:
+        published_stage(config, f"{table('summary')}.csv", f"{table('inequality_chain')}.csv", table("published"))
+        written.append(table("published"))
+    accuracy_figure_stage(config, examples, labels, figure("accuracy_vs_radius"))
+    chain_figure_stage(config, examples, labels, figure("inequality_chain"))
+    scatter_figure_stage(config, examples, labels, figure("certified_vs_attack"))
+    bound_comparison_stage(config, [f"{d}/layer_bounds.csv" for d in runs], labels,
+                           figure("bound_comparison"), table("bound_comparison"))
+    perturbation_figure_stage(config, [f"{d}/model.pt" for d in runs], examples, labels,
+                              figure("certified_perturbations"))
+    return [f"{stem}.md" for stem in written]

@@ -1,0 +1,156 @@
+"""Tables and figures of an experiment: Table 1, mean ± std over seeds, the published
+comparison, the LaTeX/Markdown writers, and the Fig. 3/4/5 building blocks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from lmt.analysis import chain_ratios
+from lmt.report.bound_figure import BARS, operator_rows
+from lmt.report.chain_figure import per_example_ratios
+from lmt.report.formatting import latex_table, mean_std, write_table
+from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
+from lmt.report.published import PUBLISHED, PUBLISHED_SETS, comparison_table
+from lmt.report.tables import metrics_table, summary_table, table1, table1_display
+from tests.conftest import REPO
+
+INF = float("inf")
+
+
+def _examples(radii: list[float], cw: list[float], labels: list[int] | None = None,
+              predictions: list[int] | None = None) -> pd.DataFrame:
+    """A merged per-example table with one attack (cw) and chain columns."""
+    n = len(radii)
+    labels = labels or [0] * n
+    predictions = predictions or labels
+    return pd.DataFrame(
+        {
+            "example_id": range(n), "label": labels, "prediction": predictions,
+            "certified_radius": radii, "radius_global_grad": [2 * r for r in radii],
+            "radius_local_grad": [3 * r for r in radii],
+            "cw_distance": cw, "cw_success": [d != INF for d in cw], "min_attack_distance": cw,
+        }
+    )
+
+
+def test_table1_counts_attack_accuracy_above_r_and_certified_at_or_above_r() -> None:
+    runs = [("lmt", 0, _examples([0.0, 0.5, 1.0, 1.5], [0.0, 0.6, 1.0, INF], predictions=[1, 0, 0, 0]))]
+    summary = summary_table(metrics_table(runs, [0.5, 1.0]))
+    row = table1(summary, "cw", [0.5, 1.0]).iloc[0]
+    assert row["clean_accuracy"] == 0.75
+    # distance > r: 0.6, 1.0, inf at 0.5; inf only at 1.0 (a distance equal to r breaks it)
+    assert row["cw_accuracy@0.5"] == 0.75 and row["cw_accuracy@1"] == 0.25
+    # radius ≥ r: 0.5, 1.0, 1.5 at 0.5; 1.0, 1.5 at 1.0
+    assert row["certified_accuracy@0.5"] == 0.75 and row["certified_accuracy@1"] == 0.5
+    with pytest.raises(KeyError, match="pgd"):
+        table1(summary, "pgd", [0.5])
+
+
+def test_several_seeds_give_mean_and_sample_std() -> None:
+    runs = [
+        ("lmt", 0, _examples([1.0, 1.0], [2.0, 2.0])),
+        ("lmt", 1, _examples([1.0, 0.0], [2.0, 2.0])),
+        ("lmt", 2, _examples([0.0, 0.0], [2.0, 2.0])),
+    ]
+    summary = summary_table(metrics_table(runs, [1.0]))
+    row = summary.iloc[0]
+    assert row["n_seeds"] == 3
+    assert row["certified_accuracy@1"] == pytest.approx(0.5)
+    assert row["certified_accuracy@1_std"] == pytest.approx(0.5)  # sample std of 1, 0.5, 0
+    display = table1_display(table1(summary, "cw", [1.0]), "cw", [1.0])
+    assert display["certified @1 (%)"].iloc[0] == "50.0 ± 50.0"
+
+
+def test_mean_std_formatting() -> None:
+    assert mean_std(0.906, 0.0, 1, True) == "90.6"
+    assert mean_std(0.906, 0.004, 3, True) == "90.6 ± 0.4"
+    assert mean_std(6.4512, 0.1, 2, False) == "6.45 ± 0.1"
+    assert mean_std(float("nan"), float("nan"), 1, True) == "—"
+
+
+def test_table_is_written_as_csv_markdown_and_latex(tmp_path: Path) -> None:
+    data = pd.DataFrame({"method": ["lmt_x"], "acc": [0.5]})
+    display = pd.DataFrame({"method": ["lmt_x"], "acc ≥ r (%)": ["50.0 ± 1.0"]})
+    written = write_table(tmp_path / "t", data, display, "A caption.", "A note.")
+    assert [p.suffix for p in written] == [".csv", ".md", ".tex"]
+    assert pd.read_csv(tmp_path / "t.csv").equals(data)
+    markdown = (tmp_path / "t.md").read_text()
+    assert "50.0 ± 1.0" in markdown and markdown.rstrip().endswith("A note.")
+    tex = (tmp_path / "t.tex").read_text()
+    assert r"\toprule" in tex and r"lmt\_x" in tex and r"$\pm$" in tex and r"$\geq$" in tex
+    assert r"\caption{A caption. A note.}" in tex and r"\label{tab:t}" in tex
+    assert "±" not in latex_table(display, "c", "l")
+
+
+def _chain(method: str, medians: dict[str, float], seed: int = 0) -> pd.DataFrame:
+    return pd.DataFrame([{"method": method, "seed": seed, "ratio": r, "median": m} for r, m in medians.items()])
+
+
+def test_published_comparison_puts_our_value_beside_each_verified_number() -> None:
+    runs = [("lmt", 0, _examples([1.6, 0.1, 2.0, 0.0], [2.0, 2.0, 2.0, 0.0]))]
+    summary = summary_table(metrics_table(runs, [1.58]))
+    chain = pd.concat([
+        _chain("standard", {"(B)/(A)": 6.0, "(C)/(B)": 1.0, "(D)/(C)": 1.5}),
+        _chain("standard", {"(B)/(A)": 8.0, "(C)/(B)": 1.2, "(D)/(C)": 1.5}, seed=1),
+    ])
+    table = comparison_table("mnist_wk", summary, chain).set_index("quantity")
+    assert table.loc["median ratio (B)/(A)", "value"] == 39.9
+    assert table.loc["median ratio (B)/(A)", "ours"] == pytest.approx(7.0)
+    assert table.loc["median ratio (B)/(A)", "ours_std"] == pytest.approx(math.sqrt(2))
+    assert table.loc["certified accuracy @1.58", "ours"] == pytest.approx(50.0)  # percent
+    assert table.loc["clean accuracy", "value"] == 86.48
+    assert table.loc["PGD-100 accuracy @1.58", "our_seeds"] == 0  # no PGD was run
+    with pytest.raises(KeyError, match="known sets"):
+        comparison_table("imagenet", summary, chain)
+
+
+def test_published_numbers_are_only_the_verified_ones_and_the_schema_knows_every_set() -> None:
+    assert {n.status for n in PUBLISHED} <= {"paper (quoted)", "third party"}
+    assert all(n.source for n in PUBLISHED)
+    quoted = {(n.quantity, n.value) for n in PUBLISHED if n.status == "paper (quoted)"}
+    assert quoted == {("median ratio (B)/(A)", 39.9), ("median ratio (C)/(B)", 1.13), ("median ratio (D)/(C)", 1.82)}
+    schema = yaml.safe_load((REPO / "lmt/schemas/config.schema.yaml").read_text())
+    assert set(schema["properties"]["report"]["properties"]["published"]["enum"]) == {None, *PUBLISHED_SETS}
+
+
+def test_chain_figure_ratios_have_the_table_medians() -> None:
+    examples = _examples([0.5, 1.0, 0.0, 2.0], [3.0, 4.0, 0.0, INF])
+    ratios = per_example_ratios(examples)
+    table = chain_ratios(examples).set_index("ratio")
+    for name, values in ratios.items():
+        assert np.median(values) == pytest.approx(table.loc[name, "median"])
+        assert len(values) == table.loc[name, "n_examples"]
+
+
+def test_bound_figure_keeps_layers_whose_bounds_differ_and_the_network() -> None:
+    rows = pd.DataFrame(
+        [
+            {"layer": "0", "type": "Conv2d", **dict.fromkeys(BARS, 1.0), "cor1": 2.0},
+            {"layer": "1", "type": "ReLU", **dict.fromkeys(BARS, 1.0)},
+            {"layer": "total", "type": "network", **dict.fromkeys(BARS, 5.0)},
+            {"layer": "body", "type": "network", **dict.fromkeys(BARS, 4.0)},
+        ]
+    )
+    kept = operator_rows(rows)
+    assert kept["layer"].tolist() == ["0", "total"]
+
+
+def test_perturbation_figure_rejects_a_flip_inside_the_claimed_radius() -> None:
+    """A wrong (too large) radius must not pass silently: the figure re-checks the prediction."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2, bias=False))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    x = torch.tensor([[[[0.6, 0.4], [0.0, 0.0]]]])  # margin 0.2, exact distance 0.2/√2 ≈ 0.141
+    y = torch.tensor([0])
+    ok = certified_perturbation_figure([PerturbationPanel("lin", model, x, y, torch.tensor([0.14]))])
+    assert ok.axes
+    with pytest.raises(AssertionError, match="unsound"):
+        certified_perturbation_figure([PerturbationPanel("lin", model, x, y, torch.tensor([0.2]))])
