@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (Python ≥ 3.10 with venv):
-#   make reproduce   set up .venv, then run the workflow on config/config.yaml
+#   make reproduce   set up .venv, run the workflow on config/config.yaml, build results/report.html
 #   make test        set up .venv, then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 
 reproduce: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+	$(BIN)/snakemake --workflow-profile workflow/profiles/default --report results/report.html
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --workflow-profile workflow/profiles/default
@@ -27,4 +28,4 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf results/default .snakemake
+	rm -rf results/*/ results/report.html .snakemake

@@ -28,9 +28,9 @@ def test_dry_run_plans_the_default_dag(tmp_path) -> None:
     result = _snakemake("-n", "--configfile", str(REPO / "config/config.yaml"), "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr + result.stdout
     out = result.stdout + result.stderr
-    # default: standard + lmt, 5 attacks each; proxy_wrn: lmt, 1 attack.
+    # default: standard, cw_adv, lmt with 5 attacks each; proxy_wrn: 4 methods with 1 attack.
     planned = [
-        ("train", 3), ("certify", 3), ("attack", 2 * 5 + 1), ("gradient_bounds", 3), ("merge_examples", 3),
+        ("train", 7), ("certify", 7), ("attack", 3 * 5 + 4), ("gradient_bounds", 7), ("merge_examples", 7),
         ("aggregate", 2), ("inequality_chain", 2), ("plot_accuracy_vs_radius", 2), ("bound_comparison", 2),
         ("plot_inequality_chain", 2), ("plot_certified_vs_attack", 2), ("plot_certified_perturbations", 2),
         ("published_comparison", 1),  # only the §6.1 experiment compares with published numbers
