@@ -50,14 +50,16 @@ def plot_bound_comparison(runs: Sequence[tuple[str, int, pd.DataFrame]], title: 
     first: dict[str, pd.DataFrame] = {}
     for method, _, layer_bounds in runs:
         first.setdefault(method, layer_bounds)
-    fig, axes = plt.subplots(len(first), 1, figsize=(max(6.0, 1.3 * max(len(operator_rows(f)) for f in first.values())), 3.2 * len(first)), squeeze=False)
+    n_rows = max(len(operator_rows(f)) for f in first.values())
+    height = 3.2 if n_rows <= 8 else 4.6  # room for vertical layer names
+    fig, axes = plt.subplots(len(first), 1, figsize=(max(6.0, 0.9 * n_rows), height * len(first)), squeeze=False)
     width = 0.8 / len(BARS)
     for ax, (method, layer_bounds) in zip(axes[:, 0], first.items()):
         rows = operator_rows(layer_bounds)
         x = np.arange(len(rows))
         for i, (column, label) in enumerate(BARS.items()):
             ax.bar(x + (i - (len(BARS) - 1) / 2) * width, rows[column].to_numpy(dtype=float), width, label=label)
-        ax.set_xticks(x, rows["label"], fontsize=7)
+        ax.set_xticks(x, rows["label"], fontsize=7, rotation=90 if len(rows) > 8 else 0)
         ax.set_yscale("log")
         ax.set_ylabel("operator-norm bound")
         ax.set_title(method, fontsize=9)
