@@ -196,6 +196,11 @@ def test_training_adjoint_is_the_transpose_of_the_operator_matrix(
         out_shape = forward(u).shape
         torch.testing.assert_close(forward(u).flatten(), matrix @ u.flatten())
         torch.testing.assert_close(adjoint(y.view(out_shape)).flatten(), matrix.T @ y.flatten())
+        if path == "im2col" and conv.groups == 1:  # its maps also take batches (the others: u's)
+            two = torch.randn((2, *shape), dtype=torch.float64)
+            y_two = torch.randn((2, matrix.shape[0]), dtype=torch.float64)
+            torch.testing.assert_close(forward(two).flatten(1), two.flatten(1) @ matrix.T)
+            torch.testing.assert_close(adjoint(y_two.view(2, *out_shape[1:])).flatten(1), y_two @ matrix)
         checked += 1
         single_group += conv.groups == 1
     assert len(im2col_calls) == (single_group if path == "im2col" else 0)

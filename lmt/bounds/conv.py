@@ -149,13 +149,16 @@ def im2col_maps(
                 "padding": conv.padding, "stride": conv.stride}
     out_shape = (matrix.shape[0], *output_spatial(conv, spatial))
 
+    # Batch size 1 (the training step) as unbatched 2-D products: mm, not an expanded bmm.
     def forward(x: torch.Tensor) -> torch.Tensor:
-        cols = F.unfold(x, **geometry)  # (N, C_in·kh·kw, L)
-        return torch.matmul(matrix, cols).view(x.shape[0], *out_shape)
+        if x.shape[0] == 1:
+            return (matrix @ F.unfold(x[0], **geometry)).view(1, *out_shape)
+        return torch.matmul(matrix, F.unfold(x, **geometry)).view(x.shape[0], *out_shape)
 
     def adjoint(y: torch.Tensor) -> torch.Tensor:
-        cols = torch.matmul(detached.T, y.flatten(2))
-        return F.fold(cols, spatial, **geometry)
+        if y.shape[0] == 1:
+            return F.fold(detached.T @ y[0].flatten(1), spatial, **geometry)[None]
+        return F.fold(torch.matmul(detached.T, y.flatten(2)), spatial, **geometry)
 
     return forward, adjoint
 

@@ -49,13 +49,15 @@ def training_step(
     which can vanish). ``adjoint`` must not track gradients. A degenerate ``u_next`` (zero or
     non-finite) is replaced by a vector of ones without a host synchronisation.
     """
-    u_hat = _normalize(u)
+    u_hat = u / torch.linalg.vector_norm(u).clamp_min(torch.finfo(u.dtype).tiny)  # batch size 1
     y = linear_map(u_hat)
-    sigma = y.flatten().norm()
+    sigma = torch.linalg.vector_norm(y)
     with torch.no_grad():
         u_next = adjoint(y.detach())
-        healthy = torch.isfinite(u_next).all() & (u_next.abs().amax() > 0)
-        u_next = torch.where(healthy, u_next, torch.ones_like(u_next))
+        # amax propagates NaN, so 0 < max|u_next| < inf iff u_next is finite and not zero.
+        largest = u_next.abs().amax()
+        healthy = (largest > 0) & (largest < math.inf)
+        u_next = torch.where(healthy, u_next, 1.0)
     return sigma, u_next
 
 
