@@ -13,6 +13,7 @@ Gradients flow through the Lipschitz bound into the weights in every variant.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -38,9 +39,14 @@ def prop2_margin(
     diff = head_weight[None, :, :] - head_weight[:, None, :]  # (K, K, D): [j, i] = w_i − w_j
     # ‖·‖ with a safe gradient at 0 (the diagonal): sqrt(x² + 0) has an infinite derivative.
     norms = diff.pow(2).sum(-1).clamp_min(1e-24).sqrt()
-    k = head_weight.shape[0]
-    norms = norms * (1.0 - torch.eye(k, dtype=norms.dtype, device=norms.device))
+    norms = norms * _off_diagonal(head_weight.shape[0], norms.dtype, norms.device)
     return (c * body * norms)[labels]
+
+
+@functools.lru_cache(maxsize=16)
+def _off_diagonal(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """1 − I_k (constant, so built once)."""
+    return 1.0 - torch.eye(k, dtype=dtype, device=device)
 
 
 def clip_factor(logits: torch.Tensor, labels: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lmt.bounds import CertifySettings, NetworkBound
@@ -218,6 +219,8 @@ def test_linear_and_conv_batchnorm_training_adjoints_are_transposes(
     forward, adjoint = LinearBound().training_maps(linear, BoundContext("train", "fc", (7,), state={"u": u}))
     y = torch.randn(1, 5, dtype=torch.float64)
     torch.testing.assert_close(adjoint(y), y @ linear.weight.detach())
+    for x in (u, torch.randn(3, 7, dtype=torch.float64), torch.randn(1, 4, 7, dtype=torch.float64)):
+        torch.testing.assert_close(forward(x), F.linear(x, linear.weight.detach()))
     conv, bn = nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False).double(), nn.BatchNorm2d(3).double()
     bn.eval()
     bn.running_var.uniform_(0.5, 2.0)
