@@ -5,13 +5,18 @@ optimizer step of standard training and of LMT (Prop. 2, clipped; one power-iter
 layer and step) and their ratio. Inputs are random tensors of the model's input shape: the cost
 of a step does not depend on the pixel values.
 
-    python benchmarks/bench_training.py [--device auto|cpu|cuda] [--steps 50]
+    python benchmarks/bench_training.py [--device auto|cpu|cuda] [--steps 50] [--repeats 1]
+
+On a shared machine, ``--repeats 5`` alternates standard and LMT blocks so that both see the
+same load, and reports the medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from typing import Callable
 
 import torch
 
@@ -26,7 +31,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def seconds_per_step(model_name: str, run: str, params: dict, device: torch.device, batch: int, steps: int) -> float:
+def make_step(model_name: str, run: str, params: dict, device: torch.device, batch: int) -> Callable[[], None]:
+    """One optimizer step of ``run`` on a fresh model (seed 0) and a fixed random batch."""
     torch.manual_seed(0)
     shape = model_input_shape(model_name)
     model = create_model(model_name).to(device).train()
@@ -42,8 +48,10 @@ def seconds_per_step(model_name: str, run: str, params: dict, device: torch.devi
         loss.backward()
         optimizer.step()
 
-    for _ in range(max(3, steps // 10)):
-        step()
+    return step
+
+
+def seconds_per_step(step: Callable[[], None], device: torch.device, steps: int) -> float:
     _sync(device)
     start = time.perf_counter()
     for _ in range(steps):
@@ -56,6 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="alternating standard/LMT blocks of --steps steps; medians are reported")
     parser.add_argument("--models", nargs="+", default=["wong_kolter_mnist:50", "wrn_16_4:128"],
                         help="model:batch pairs")
     args = parser.parse_args()
@@ -63,10 +73,20 @@ def main() -> None:
     print(f"device: {describe(device)}; torch {torch.__version__}; threads {torch.get_num_threads()}")
     for spec in args.models:
         name, batch = spec.split(":")
-        standard = seconds_per_step(name, "standard", {}, device, int(batch), args.steps)
-        lmt = seconds_per_step(name, "lmt", {"c": 1.0}, device, int(batch), args.steps)
+        steps = {run: make_step(name, run, params, device, int(batch))
+                 for run, params in (("standard", {}), ("lmt", {"c": 1.0}))}
+        for step in steps.values():
+            for _ in range(max(3, args.steps // 10)):
+                step()
+        times: dict[str, list[float]] = {run: [] for run in steps}
+        for _ in range(args.repeats):
+            for run, step in steps.items():
+                times[run].append(seconds_per_step(step, device, args.steps))
+        ratios = [lmt / standard for standard, lmt in zip(times["standard"], times["lmt"])]
+        standard, lmt = statistics.median(times["standard"]), statistics.median(times["lmt"])
         print(f"{name} (batch {batch}): standard {standard * 1e3:.2f} ms/step, LMT {lmt * 1e3:.2f} ms/step, "
-              f"ratio LMT/standard = {lmt / standard:.2f}")
+              f"ratio LMT/standard = {statistics.median(ratios):.2f}"
+              + (f" (median of {args.repeats} alternating blocks)" if args.repeats > 1 else ""))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Gradients flow through the Lipschitz bound into the weights in every variant.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -31,21 +32,29 @@ def prop1_margin(logits: torch.Tensor, labels: torch.Tensor, c: float, total: to
 def prop2_margin(
     labels: torch.Tensor, c: float, body: torch.Tensor, head_weight: torch.Tensor
 ) -> torch.Tensor:
-    """Additive logit shift l_i = c·L_G·‖w_i − w_y‖ (zero for the target class)."""
-    rows = head_weight[labels]  # (N, D): w_y
-    diff = head_weight[None, :, :] - rows[:, None, :]  # (N, K, D): w_i − w_y
-    # ‖·‖ with a safe gradient at 0 (the target class): sqrt(x² + 0) has an infinite derivative.
+    """Additive logit shift l_i = c·L_G·‖w_i − w_y‖ (zero for the target class).
+
+    The K×K table of ‖w_i − w_j‖ is computed once and its rows picked by label: the same
+    elementwise values as the N×K×D differences, at K/N of the cost."""
+    diff = head_weight[None, :, :] - head_weight[:, None, :]  # (K, K, D): [j, i] = w_i − w_j
+    # ‖·‖ with a safe gradient at 0 (the diagonal): sqrt(x² + 0) has an infinite derivative.
     norms = diff.pow(2).sum(-1).clamp_min(1e-24).sqrt()
-    norms = norms * (1.0 - F.one_hot(labels, head_weight.shape[0]).to(norms))
-    return c * body * norms
+    norms = norms * _off_diagonal(head_weight.shape[0], norms.dtype, norms.device)
+    return (c * body * norms)[labels]
+
+
+@functools.lru_cache(maxsize=16)
+def _off_diagonal(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """1 − I_k (constant, so built once)."""
+    return 1.0 - torch.eye(k, dtype=dtype, device=device)
 
 
 def clip_factor(logits: torch.Tensor, labels: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """f = min_i f_i with f_i = 0 if m_i < 0 else min(1, m_i / l_i); detached (official code)."""
     with torch.no_grad():
         m = logits.gather(1, labels[:, None]) - logits  # m_i = z_y − z_i
-        ratio = torch.where(shift > 0, m / shift.clamp_min(1e-12), torch.ones_like(m))
-        ratio = torch.where(m < 0, torch.zeros_like(m), ratio.clamp(max=1.0))
+        ratio = torch.where(shift > 0, m / shift.clamp_min(1e-12), 1.0)
+        ratio = torch.where(m < 0, 0.0, ratio.clamp(max=1.0))
         ratio = ratio.scatter(1, labels[:, None], 1.0)
         return ratio.min(dim=1, keepdim=True).values
 

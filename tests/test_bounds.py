@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lmt.bounds import CertifySettings, NetworkBound, UnboundedOperationError
+from lmt.bounds.power_iteration import training_step
 from lmt.models import create_model, list_models, model_input_shape
 from tests.bound_helpers import exact_norm
 
@@ -112,3 +113,20 @@ def test_every_registered_model_builds_and_is_bounded(name: str) -> None:
     bound = NetworkBound(model, shape).certified_bound(CertifySettings(n_iter=50, n_starts=2))
     assert math.isfinite(bound.total) and bound.total > 0
     assert model(torch.rand(2, *shape)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, 0.0])
+def test_training_step_replaces_a_degenerate_vector_by_ones(bad: float) -> None:
+    """A zero or non-finite Aᵀ A û (anywhere in the vector) becomes a vector of ones; a healthy
+    one is kept as it is; sigma is ‖A û‖ with û = u/‖u‖."""
+    u = torch.tensor([[3.0, 4.0, 0.0]])
+    sigma, healthy = training_step(lambda x: 2 * x, lambda y: 2 * y, u)
+    assert float(sigma) == pytest.approx(2.0)
+    torch.testing.assert_close(healthy, torch.tensor([[2.4, 3.2, 0.0]]))
+    for position in range(3):
+        broken = torch.tensor([[0.5, -0.25, 1.0]])
+        broken[0, position] = bad
+        if bad == 0.0:
+            broken.zero_()
+        _, u_next = training_step(lambda x: x, lambda y, broken=broken: broken, u)
+        torch.testing.assert_close(u_next, torch.ones(1, 3))

@@ -8,11 +8,13 @@ import random
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lmt.bounds import CertifySettings, NetworkBound
 from lmt.bounds.batchnorm import ConvBatchNormBound
 from lmt.bounds.layers import LinearBound
+from lmt.bounds import conv as conv_module
 from lmt.bounds.registry import BoundContext
 from lmt.bounds.conv import (
     Conv2dBound, comparison_bounds, conv_map, deterministic_bound, explicit_operator_norm,
@@ -162,13 +164,25 @@ def test_deterministic_bound_is_the_default_and_says_so() -> None:
         CertifySettings(conv_method="svd")
 
 
-@pytest.mark.parametrize("mode", ["zeros", "circular", "reflect", "replicate"])
-def test_training_adjoint_is_the_transpose_of_the_operator_matrix(mode: str) -> None:
-    """The power-iteration update uses an explicit adjoint (conv2d_input) for zero padding:
-    it must equal Aᵀ of the explicit operator matrix, strided layers on even inputs included
-    (the official transposed convolution lost a row and a column there)."""
+TRAINING_PATHS = [("zeros", "im2col"), ("zeros", "conv2d_input"), ("circular", ""),
+                  ("reflect", ""), ("replicate", "")]
+
+
+@pytest.mark.parametrize(("mode", "path"), TRAINING_PATHS, ids=lambda v: v or "autograd")
+def test_training_adjoint_is_the_transpose_of_the_operator_matrix(
+    mode: str, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The power-iteration update uses an explicit adjoint for zero padding (im2col's fold for
+    single-group layers up to IM2COL_MAX_ENTRIES, conv2d_input otherwise): the map and the
+    adjoint must equal A and Aᵀ of the explicit operator matrix, strided layers on even inputs
+    included (the official transposed convolution lost a row and a column there)."""
+    if path == "conv2d_input":
+        monkeypatch.setattr(conv_module, "IM2COL_MAX_ENTRIES", 0)
+    im2col_calls = []
+    im2col_maps = conv_module.im2col_maps
+    monkeypatch.setattr(conv_module, "im2col_maps", lambda *a: im2col_calls.append(a) or im2col_maps(*a))
     rng = random.Random(7)
-    checked = 0
+    checked = single_group = 0
     while checked < 25:
         drawn = random_conv(rng, mode)
         if drawn is None:
@@ -183,15 +197,30 @@ def test_training_adjoint_is_the_transpose_of_the_operator_matrix(mode: str) -> 
         out_shape = forward(u).shape
         torch.testing.assert_close(forward(u).flatten(), matrix @ u.flatten())
         torch.testing.assert_close(adjoint(y.view(out_shape)).flatten(), matrix.T @ y.flatten())
+        if path == "im2col" and conv.groups == 1:  # its maps also take batches (the others: u's)
+            two = torch.randn((2, *shape), dtype=torch.float64)
+            y_two = torch.randn((2, matrix.shape[0]), dtype=torch.float64)
+            torch.testing.assert_close(forward(two).flatten(1), two.flatten(1) @ matrix.T)
+            torch.testing.assert_close(adjoint(y_two.view(2, *out_shape[1:])).flatten(1), y_two @ matrix)
         checked += 1
+        single_group += conv.groups == 1
+    assert len(im2col_calls) == (single_group if path == "im2col" else 0)
+    assert path != "im2col" or single_group >= 5
 
 
-def test_linear_and_conv_batchnorm_training_adjoints_are_transposes() -> None:
+@pytest.mark.parametrize("path", ["im2col", "conv2d_input"])
+def test_linear_and_conv_batchnorm_training_adjoints_are_transposes(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if path == "conv2d_input":
+        monkeypatch.setattr(conv_module, "IM2COL_MAX_ENTRIES", 0)
     linear = nn.Linear(7, 5).double()
     u = torch.randn(1, 7, dtype=torch.float64)
     forward, adjoint = LinearBound().training_maps(linear, BoundContext("train", "fc", (7,), state={"u": u}))
     y = torch.randn(1, 5, dtype=torch.float64)
     torch.testing.assert_close(adjoint(y), y @ linear.weight.detach())
+    for x in (u, torch.randn(3, 7, dtype=torch.float64), torch.randn(1, 4, 7, dtype=torch.float64)):
+        torch.testing.assert_close(forward(x), F.linear(x, linear.weight.detach()))
     conv, bn = nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False).double(), nn.BatchNorm2d(3).double()
     bn.eval()
     bn.running_var.uniform_(0.5, 2.0)
@@ -204,3 +233,25 @@ def test_linear_and_conv_batchnorm_training_adjoints_are_transposes() -> None:
     y = torch.randn(1, matrix.shape[0], dtype=torch.float64)
     torch.testing.assert_close(forward(u).flatten(), matrix @ u.flatten())
     torch.testing.assert_close(adjoint(y.view(1, 3, 3, 3)).flatten(), matrix.T @ y.flatten())
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8), (3, 9, 7)])
+def test_im2col_training_step_matches_the_convolution(shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The im2col and conv2d_input paths of a train-mode Conv+BN step agree: sigma, the next
+    vector and the gradients in the kernel, γ and (through the batch variance) the input."""
+    results = []
+    for limit in (conv_module.IM2COL_MAX_ENTRIES, 0):
+        monkeypatch.setattr(conv_module, "IM2COL_MAX_ENTRIES", limit)
+        torch.manual_seed(3)
+        conv = nn.Conv2d(3, 5, 3, stride=2, padding=1, bias=False)
+        bn = nn.BatchNorm2d(5).train()
+        nn.init.uniform_(bn.weight, -2.0, 2.0)
+        bound = NetworkBound(nn.Sequential(conv, bn), shape)
+        x = torch.randn(4, *shape, requires_grad=True)
+        bound.model[0](x)
+        sigma = bound.training_bound().total
+        sigma.backward()
+        u = next(iter(bound.buffers())).clone()
+        results.append((sigma.detach(), u, conv.weight.grad, bn.weight.grad, x.grad))
+    for fast, reference in zip(*results):
+        torch.testing.assert_close(fast, reference)

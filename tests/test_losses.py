@@ -62,3 +62,60 @@ def test_prop2_without_a_linear_head_is_a_clear_error(batch) -> None:
     logits, labels, _ = batch
     with pytest.raises(ValueError, match="linear layer"):
         lmt_loss(logits, labels, 1.0, "prop2", total=torch.tensor(1.0))
+
+
+def _reference_prop2_margin(labels, c, body, head_weight):
+    """The N×K×D formulation (before the K×K table)."""
+    rows = head_weight[labels]
+    diff = head_weight[None, :, :] - rows[:, None, :]
+    norms = diff.pow(2).sum(-1).clamp_min(1e-24).sqrt()
+    norms = norms * (1.0 - F.one_hot(labels, head_weight.shape[0]).to(norms))
+    return c * body * norms
+
+
+def _reference_clip_factor(logits, labels, shift):
+    with torch.no_grad():
+        m = logits.gather(1, labels[:, None]) - logits
+        ratio = torch.where(shift > 0, m / shift.clamp_min(1e-12), torch.ones_like(m))
+        ratio = torch.where(m < 0, torch.zeros_like(m), ratio.clamp(max=1.0))
+        ratio = ratio.scatter(1, labels[:, None], 1.0)
+        return ratio.min(dim=1, keepdim=True).values
+
+
+@pytest.mark.parametrize(("n", "k", "d"), [(50, 10, 100), (3, 10, 7), (128, 10, 256), (5, 2, 1)])
+def test_prop2_margin_and_clip_factor_match_the_per_example_formulation(n: int, k: int, d: int) -> None:
+    """Same values (bitwise) and gradients in L_G and W as the N×K×D differences, with equal
+    rows in W (a zero distance off the target) and every label present or repeated."""
+    torch.manual_seed(n + k + d)
+    w = torch.randn(k, d)
+    w[1] = w[0]
+    labels = torch.randint(0, k, (n,))
+    labels[: min(n, k)] = torch.arange(min(n, k))
+    logits = torch.randn(n, k)
+    logits[0, 1] = logits[0, 0]  # a tie with the equal row: m_1 = 0, l_1 = c·L_G·1e-12
+    results = []
+    for margin, clip in ((prop2_margin, clip_factor), (_reference_prop2_margin, _reference_clip_factor)):
+        body = torch.tensor(1.7, requires_grad=True)
+        weight = w.clone().requires_grad_(True)
+        shift = margin(labels, 0.3, body, weight)
+        factor = clip(logits, labels, shift)
+        upstream = torch.randn(n, k, generator=torch.Generator().manual_seed(1))
+        (shift * factor * upstream).sum().backward()
+        results.append((shift.detach(), factor, body.grad, weight.grad))
+    (shift, factor, body_grad, weight_grad), reference = results
+    assert torch.equal(shift, reference[0]) and torch.equal(factor, reference[1])
+    assert torch.isfinite(weight_grad).all()
+    torch.testing.assert_close(body_grad, reference[2])
+    torch.testing.assert_close(weight_grad, reference[3])
+
+
+def test_clip_factor_matches_the_reference_on_edge_cases() -> None:
+    """Zero shifts (certified: 1 unless m < 0), ties, tiny shifts, negative margins."""
+    logits = torch.tensor([[2.0, 2.0, 0.0, 1.0], [1.0, 3.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0],
+                           [5.0, 1.0, 4.0, -3.0]])
+    labels = torch.tensor([0, 2, 3, 0])
+    shift = torch.tensor([[0.0, 0.0, 0.0, 1.0], [0.5, 0.0, 0.0, 1e-13], [0.0, 0.0, 0.0, 0.0],
+                          [0.0, 8.0, 2.0, 1e-30]])
+    f = clip_factor(logits, labels, shift)
+    assert torch.equal(f, _reference_clip_factor(logits, labels, shift))
+    assert f.flatten().tolist() == [1.0, 0.0, 1.0, 0.5]

@@ -119,3 +119,46 @@ def test_register_a_bound_for_a_new_layer_type_and_bound_a_toy_model() -> None:
     training = NetworkBound(model, (4,)).training_bound().total
     training.backward()
     assert model[1].factor.grad is not None and model[1].factor.grad.abs().sum() > 0
+
+
+class _Scaled(nn.Module):
+    """Leaky ReLU, sigmoid and a residual sum: factors other than 1 and a combination."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.sigmoid(x)
+        h = F.leaky_relu(self.conv(h), 2.0) + F.relu(self.conv(h))
+        return self.fc(h.flatten(1))
+
+
+@pytest.mark.parametrize("name", ["wong_kolter_mnist", "wrn_16_4", "scaled"])
+def test_training_bound_equals_the_generic_propagation(name: str) -> None:
+    """training_bound (cached contexts, multiplications by 1 skipped) gives bitwise the values,
+    gradients and next vectors of propagating each layer's train() through ``propagate``;
+    replacing the state buffers (``.to()``) is followed."""
+    torch.manual_seed(0)
+    model = _Scaled() if name == "scaled" else create_model(name)
+    shape = (3, 8, 8) if name == "scaled" else SHAPES.get(name, model_input_shape(name))
+    fast = NetworkBound(model.train(), shape)
+    reference = NetworkBound(model, shape)
+    reference.load_state_dict(fast.state_dict())
+    model(torch.rand(4, *shape))  # records BatchNorm batch statistics
+    for round in range(3):
+        if round == 2:
+            fast._apply(lambda t: t.clone())  # new buffer objects
+        got = fast.training_bound()
+        bounds, body = reference.propagate(
+            lambda step: step.bound.train(step.target, reference.context(step, "train"))
+        )
+        want = (torch.as_tensor(bounds[reference.output]), torch.as_tensor(body))
+        assert torch.equal(got.total, want[0]) and torch.equal(got.body, want[1])
+        grads = [torch.autograd.grad(t, list(model.parameters()), allow_unused=True, retain_graph=True)
+                 for t in (got.total + got.body, want[0] + want[1])]
+        for a, b in zip(*grads):
+            assert (a is None and b is None) or torch.equal(a, b)
+        for key, value in reference.state_dict().items():
+            assert torch.equal(fast.state_dict()[key], value), key

@@ -25,6 +25,7 @@ from lmt.bounds.registry import (
     INPUT,
     BoundContext,
     CertifySettings,
+    ConstantBound,
     LayerBound,
     UnboundedOperationError,
     has_registered_bound,
@@ -119,6 +120,7 @@ class NetworkBound(nn.Module):
         self.input_shape = tuple(input_shape)
         self.steps, self.output, self.head = self._trace(model)
         self._state_keys: dict[str, dict[str, str]] = {}  # node -> state name -> buffer name
+        self._train_cache: tuple[tuple[torch.Tensor, ...], list[BoundContext | None]] | None = None
         for step in self.steps:
             if step.bound is not None:
                 step.bound.prepare(step.target)
@@ -278,13 +280,43 @@ class NetworkBound(nn.Module):
             bounds[step.node] = layer_bound(step) * incoming[0]
         return bounds, body
 
+    def _training_contexts(self) -> list[BoundContext | None]:
+        """The train-mode context of every step (None: a parameter-free factor of exactly 1,
+        e.g. ReLU), built once and rebuilt when a state buffer is replaced (``.to()``)."""
+        buffers = tuple(self._buffers.values())
+        cached = self._train_cache
+        if cached is None or len(cached[0]) != len(buffers) or any(
+            a is not b for a, b in zip(cached[0], buffers)
+        ):
+            contexts = [
+                None if isinstance(step.bound, ConstantBound) and step.bound.value == 1.0
+                else self.context(step, "train")
+                for step in self.steps
+            ]
+            self._train_cache = cached = (buffers, contexts)
+        return cached[1]
+
     def training_bound(self) -> TrainingBound:
-        """One power-iteration step per layer; the result is differentiable in the weights."""
+        """One power-iteration step per layer; the result is differentiable in the weights.
 
-        def layer_bound(step: Step) -> torch.Tensor:
-            return step.bound.train(step.target, self.context(step, "train"))
-
-        bounds, body = self.propagate(layer_bound)
+        The same products and sums as :meth:`propagate`, minus the multiplications by exactly
+        1 (parameter-free 1-Lipschitz layers, and the graph's input), which change no value and
+        no gradient. Layer bounds must update their state in place (the contexts are reused)."""
+        bounds: dict[str, Any] = {}
+        body = None
+        for step, ctx in zip(self.steps, self._training_contexts()):
+            if step.kind == "combine":
+                bounds[step.node] = COMBINERS[step.target]([bounds.get(name, 1.0) for name in step.inputs])
+                continue
+            incoming = bounds.get(step.inputs[0], 1.0)
+            if step.node == self.head:
+                body = incoming
+            if ctx is None:
+                bounds[step.node] = incoming
+                continue
+            factor = step.bound.train(step.target, ctx)
+            unit = isinstance(incoming, float) and incoming == 1.0
+            bounds[step.node] = factor if unit else factor * incoming
         head = self._head_module()
         return TrainingBound(
             torch.as_tensor(bounds[self.output]),

@@ -35,9 +35,19 @@ class LinearBound(LinearOperatorBound):
         return lambda x: F.linear(x, weight)
 
     def training_maps(self, module: nn.Linear, ctx: BoundContext) -> tuple[LinearMap, LinearMap]:
+        """W x and yᵀ W. For the training step's single vector, W x is a matrix–vector product:
+        its weight gradient is a fresh outer product, which autograd adds in place to the main
+        loss's gradient of W (F.linear's is a transposed view, which costs an extra W-sized
+        allocation and copy per step)."""
         weight = module.weight
         detached = weight.detach()
-        return (lambda x: F.linear(x, weight)), (lambda y: y @ detached)
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            if x.dim() == 2 and x.shape[0] == 1:
+                return torch.mv(weight, x[0])[None]
+            return F.linear(x, weight)
+
+        return forward, (lambda y: y @ detached)
 
     def certify(self, module: nn.Linear, ctx: BoundContext) -> Certified:
         weight = module.weight.detach().double()

@@ -50,8 +50,8 @@ class LinearOperatorBound(LayerBound):
 
     def train(self, module: Any, ctx: BoundContext) -> torch.Tensor:
         forward, adjoint = self.training_maps(module, ctx)
-        sigma, u_next = training_step(forward, adjoint, ctx.state["u"])
-        ctx.state["u"].copy_(u_next)
+        u = ctx.state["u"]
+        sigma, _ = training_step(forward, adjoint, u, out=u)  # u_next written in place
         return sigma
 
     def power_iteration(self, module: Any, ctx: BoundContext) -> PowerIteration:

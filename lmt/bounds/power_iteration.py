@@ -39,7 +39,7 @@ def autograd_adjoint(linear_map: LinearMap, x_like: torch.Tensor) -> LinearMap:
 
 
 def training_step(
-    linear_map: LinearMap, adjoint: LinearMap, u: torch.Tensor
+    linear_map: LinearMap, adjoint: LinearMap, u: torch.Tensor, out: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One persistent power-iteration step.
 
@@ -47,16 +47,34 @@ def training_step(
     weights (a lower estimate of σ_max that tightens as u converges); ``u_next = Aᵀ(A û)``
     reuses A û and is computed without gradients (notes §7: never from the loss gradient,
     which can vanish). ``adjoint`` must not track gradients. A degenerate ``u_next`` (zero or
-    non-finite) is replaced by a vector of ones without a host synchronisation.
+    non-finite) is replaced by a vector of ones without a host synchronisation. ``u_next`` is
+    written to ``out`` if given (which may be ``u`` itself: only û is kept for the backward).
     """
-    u_hat = _normalize(u)
+    u_hat = u / torch.linalg.vector_norm(u).clamp_min(torch.finfo(u.dtype).tiny)  # batch size 1
     y = linear_map(u_hat)
-    sigma = y.flatten().norm()
+    sigma = torch.linalg.vector_norm(y)
     with torch.no_grad():
         u_next = adjoint(y.detach())
-        healthy = torch.isfinite(u_next).all() & (u_next.abs().amax() > 0)
-        u_next = torch.where(healthy, u_next, torch.ones_like(u_next))
+        # max|u_next| (the ∞-norm propagates NaN): healthy iff 0 < max < inf.
+        largest = torch.linalg.vector_norm(u_next, math.inf)
+        zero, one, inf = _constants(largest)
+        healthy = (largest > zero) & (largest < inf)
+        u_next = torch.where(healthy, u_next, one, out=out)
     return sigma, u_next
+
+
+_CONSTANTS: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, ...]] = {}
+
+
+def _constants(like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """0, 1 and inf as 0-dim tensors of ``like``'s dtype and device (a Python number in a
+    comparison is converted to a tensor at every call)."""
+    key = (like.dtype, like.device)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = tuple(
+            torch.full((), value, dtype=like.dtype, device=like.device) for value in (0.0, 1.0, math.inf)
+        )
+    return _CONSTANTS[key]
 
 
 @dataclass(frozen=True)
