@@ -83,8 +83,8 @@ def certified_perturbation_figure(panels: Sequence[PerturbationPanel], title: st
             delta = (perturbed[i] - x[i]).cpu().numpy()
             size = float(np.linalg.norm(delta))
             head = f"{panel.method}\n" if i == 0 else ""
-            _show(rows[0, i], x[i].cpu().numpy(), f"{head}label {int(y[i])}, r = {float(panel.radii[i]):.2f}")
-            _show(rows[1, i], delta.mean(0, keepdims=True), f"‖δ‖ = {size:.2f}", cmap="RdBu")
+            _show(rows[0, i], x[i].cpu().numpy(), f"{head}label {int(y[i])}, r = {float(panel.radii[i]):.3g}")
+            _show(rows[1, i], delta.mean(0, keepdims=True), f"‖δ‖ = {size:.3g}", cmap="RdBu")
             _show(rows[2, i], perturbed[i].cpu().numpy(), f"predicted {int(predicted[i])}")
     if title:
         fig.suptitle(title, fontsize=9)
