@@ -116,6 +116,7 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
     html = report.read_text()
     for name in FIGURES:
         assert f"{name}.png" in html, f"figure {name} missing from the HTML report"
+    assert html.count("data:image/png") >= len(FIGURES), "every figure is embedded in the report"
     for name in ("table1", "summary", "published", "inequality_chain", "bound_comparison"):
         assert f"{name}.csv" in html, f"table {name} missing from the HTML report"
     again = _snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(tmp_path))
