@@ -97,3 +97,22 @@ def final_outputs():
         for name, settings in EXPERIMENTS.items()
         for path in experiment_outputs(name, settings["report"]["published"] is not None)
     ]
+
+
+def table(name, caption):
+    """The three files of one table; the CSV goes into the HTML report."""
+    stem = f"{RESULTS}/tables/{name}"
+    return {
+        "csv": report(stem + ".csv", caption=f"../report/{caption}", category="Tables", subcategory="{experiment}"),
+        "md": stem + ".md",
+        "tex": stem + ".tex",
+    }
+
+
+def figure(name, caption):
+    """The two files of one figure; the PNG goes into the HTML report."""
+    stem = f"{RESULTS}/figures/{name}"
+    return {
+        "png": report(stem + ".png", caption=f"../report/{caption}", category="Figures", subcategory="{experiment}"),
+        "pdf": stem + ".pdf",
+    }

@@ -1,0 +1,49 @@
+# Experiment-level tables (CSV, Markdown, LaTeX) from the runs' per-example files; each rule calls
+# one stage of lmt/report/stages.py. The CSVs go into the `snakemake --report` HTML report.
+
+
+rule aggregate:
+    """Per-method summary, per-attack table and Table 1 (means ± std over seeds)."""
+    input:
+        per_run(RUN + "/examples.csv"),
+    output:
+        metrics=RESULTS + "/tables/metrics.csv",
+        **{f"summary_{k}": v for k, v in table("summary", "summary.rst").items()},
+        **{f"attacks_{k}": v for k, v in table("attacks", "attacks.rst").items()},
+        **{f"table1_{k}": v for k, v in table("table1", "table1.rst").items()},
+    params:
+        runs=run_labels,
+        report=experiment_setting("report"),
+    log:
+        LOGS + "/aggregate.log",
+    script:
+        "../scripts/aggregate.py"
+
+
+rule inequality_chain:
+    """Ratios (B)/(A), (C)/(B), (D)/(C) of the inequality chain of §6.1, per (method, seed)."""
+    input:
+        per_run(RUN + "/examples.csv"),
+    output:
+        **table("inequality_chain", "inequality_chain.rst"),
+    params:
+        runs=run_labels,
+    log:
+        LOGS + "/inequality_chain.log",
+    script:
+        "../scripts/inequality_chain.py"
+
+
+rule published_comparison:
+    """Verified published numbers (config report.published) beside ours."""
+    input:
+        summary=RESULTS + "/tables/summary.csv",
+        chain=RESULTS + "/tables/inequality_chain.csv",
+    output:
+        **table("published", "published.rst"),
+    params:
+        published=experiment_setting("report", "published"),
+    log:
+        LOGS + "/published_comparison.log",
+    script:
+        "../scripts/published_comparison.py"
