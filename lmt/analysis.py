@@ -125,21 +125,29 @@ def gradient_bounds(
     )
 
 
-def chain_ratios(examples: pd.DataFrame) -> pd.DataFrame:
-    """(B)/(A), (C)/(B), (D)/(C): median and mean over the examples where both values are
-    finite and positive, with how many examples that is."""
-    rows = []
+def per_example_ratios(examples: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each chain ratio, "(B)/(A)" etc., over the examples where both values are finite and
+    positive."""
+    out = {}
     for upper, lower in RATIOS:
         num = examples[CHAIN[upper]].to_numpy(dtype=float)
         den = examples[CHAIN[lower]].to_numpy(dtype=float)
         ok = np.isfinite(num) & np.isfinite(den) & (num > 0) & (den > 0)
-        ratio = num[ok] / den[ok]
+        out[f"({upper})/({lower})"] = num[ok] / den[ok]
+    return out
+
+
+def chain_ratios(examples: pd.DataFrame) -> pd.DataFrame:
+    """(B)/(A), (C)/(B), (D)/(C): median and mean over the examples where both values are
+    finite and positive, with how many examples that is."""
+    rows = []
+    for name, ratio in per_example_ratios(examples).items():
         rows.append(
             {
-                "ratio": f"({upper})/({lower})",
-                "median": float(np.median(ratio)) if ok.any() else float("nan"),
-                "mean": float(ratio.mean()) if ok.any() else float("nan"),
-                "n_examples": int(ok.sum()),
+                "ratio": name,
+                "median": float(np.median(ratio)) if len(ratio) else float("nan"),
+                "mean": float(ratio.mean()) if len(ratio) else float("nan"),
+                "n_examples": len(ratio),
                 "n_below_one": int((ratio < 1).sum()),
             }
         )

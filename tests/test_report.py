@@ -13,9 +13,8 @@ import torch
 import yaml
 from torch import nn
 
-from lmt.analysis import chain_ratios
+from lmt.analysis import chain_ratios, per_example_ratios
 from lmt.report.bound_figure import BARS, operator_rows
-from lmt.report.chain_figure import per_example_ratios
 from lmt.report.formatting import latex_table, mean_std, write_table
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
 from lmt.report.published import PUBLISHED, PUBLISHED_SETS, comparison_table

@@ -17,18 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 
-from lmt.analysis import CHAIN, RATIOS  # noqa: E402
-
-
-def per_example_ratios(examples: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Each chain ratio over the examples where both values are finite and positive."""
-    out = {}
-    for upper, lower in RATIOS:
-        num = examples[CHAIN[upper]].to_numpy(dtype=float)
-        den = examples[CHAIN[lower]].to_numpy(dtype=float)
-        ok = np.isfinite(num) & np.isfinite(den) & (num > 0) & (den > 0)
-        out[f"({upper})/({lower})"] = num[ok] / den[ok]
-    return out
+from lmt.analysis import RATIOS, per_example_ratios  # noqa: E402
 
 
 def plot_chain_ratios(
