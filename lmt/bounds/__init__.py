@@ -9,10 +9,13 @@ Bound your own model::
 
 from lmt.bounds.graph import CertifiedBound, NetworkBound, TrainingBound
 from lmt.bounds.registry import (
+    EXACT,
     BoundContext,
     CertifySettings,
     Certified,
     LayerBound,
+    Rounding,
+    elementwise_rounding,
     UnboundedOperationError,
     register_bound,
     register_constant_bound,
@@ -24,6 +27,9 @@ from lmt.bounds import batchnorm, conv, layers, pooling  # noqa: E402,F401
 from lmt.bounds.comparison import BoundComparison, compare_bounds, comparison_frame  # noqa: E402
 
 __all__ = [
+    "EXACT",
+    "Rounding",
+    "elementwise_rounding",
     "BoundComparison",
     "BoundContext",
     "CertifiedBound",

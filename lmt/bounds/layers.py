@@ -19,6 +19,8 @@ from lmt.bounds.power_iteration import LinearMap
 from lmt.bounds.registry import (
     BoundContext,
     Certified,
+    Rounding,
+    elementwise_rounding,
     register_bound,
     register_constant_bound,
 )
@@ -62,13 +64,11 @@ class LinearBound(LinearOperatorBound):
                 "frobenius": frobenius}
 
 
-# Parameter-free operations (notes §2.6): 1-Lipschitz activations, and shape changes that
-# move entries without copying them (so they are isometries onto their image).
-_ONE: list[Any] = [
-    nn.ReLU, F.relu, torch.relu, "relu", nn.ReLU6, F.relu6,
-    nn.Tanh, torch.tanh, F.tanh, "tanh", nn.Hardtanh, F.hardtanh,
-    nn.Softplus, F.softplus,  # derivative sigmoid(βx) ∈ (0, 1)
-    nn.CELU,  # derivative exp(x/α) ≤ 1 for x < 0
+# Parameter-free operations (notes §2.6). Exact in floating point: piecewise-linear
+# activations that select or clamp, and shape changes that move entries without arithmetic
+# (isometries onto their image).
+_EXACT_ONE: list[Any] = [
+    nn.ReLU, F.relu, torch.relu, "relu", nn.ReLU6, F.relu6, nn.Hardtanh, F.hardtanh,
     nn.Flatten, torch.flatten, "flatten", "view", "reshape", "contiguous", nn.Unflatten,
     "permute", torch.permute, "transpose", torch.transpose, "squeeze", torch.squeeze,
     "unsqueeze", torch.unsqueeze,
@@ -76,8 +76,25 @@ _ONE: list[Any] = [
     # The certificate is for eval mode, where dropout is the identity (notes §2.6).
     nn.modules.dropout._DropoutNd, F.dropout, F.dropout2d,
 ]
-register_constant_bound(_ONE, 1.0)
-register_constant_bound([nn.Sigmoid, torch.sigmoid, F.sigmoid, "sigmoid"], 0.25)
+register_constant_bound(_EXACT_ONE, 1.0, rounding=0)
+
+# Transcendental activations: libm/SLEEF-style kernels are accurate to a few ulps of the
+# result; we allow TRANSCENDENTAL_TERMS roundings relative to |f(x)| + 1 per entry (the
+# absolute part covers exp(x) − 1 style cancellation near 0).
+TRANSCENDENTAL_TERMS = 8
+
+
+def transcendental_rounding(op: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+    return elementwise_rounding(TRANSCENDENTAL_TERMS, op, ctx, lipschitz, absolute=1.0)
+
+
+register_constant_bound(
+    [nn.Tanh, torch.tanh, F.tanh, "tanh",
+     nn.Softplus, F.softplus,  # derivative sigmoid(βx) ∈ (0, 1)
+     nn.CELU],  # derivative exp(x/α) ≤ 1 for x < 0
+    1.0, rounding=transcendental_rounding,
+)
+register_constant_bound([nn.Sigmoid, torch.sigmoid, F.sigmoid, "sigmoid"], 0.25, rounding=transcendental_rounding)
 
 
 def _call_arg(ctx: BoundContext, position: int, name: str, default: Any) -> Any:
@@ -87,25 +104,31 @@ def _call_arg(ctx: BoundContext, position: int, name: str, default: Any) -> Any:
     return ctx.kwargs.get(name, default)
 
 
-@register_bound(nn.LeakyReLU)
+@register_bound(nn.LeakyReLU, rounding=1)  # one multiplication on the negative side
 def leaky_relu_bound(module: nn.LeakyReLU, ctx: BoundContext) -> float:
     """max(1, |negative_slope|)."""
     return max(1.0, abs(module.negative_slope))
 
 
-@register_bound(F.leaky_relu)
+@register_bound(F.leaky_relu, rounding=1)
 def leaky_relu_function_bound(function: Any, ctx: BoundContext) -> float:
     """max(1, |negative_slope|)."""
     return max(1.0, abs(_call_arg(ctx, 1, "negative_slope", 0.01)))
 
 
-@register_bound(nn.ELU)
+def _elu_rounding(op: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+    """α·(exp(x) − 1): relative to |f(x)| + |α| (cancellation near 0)."""
+    alpha = op.alpha if isinstance(op, nn.Module) else _call_arg(ctx, 1, "alpha", 1.0)
+    return elementwise_rounding(TRANSCENDENTAL_TERMS, op, ctx, lipschitz, absolute=abs(alpha))
+
+
+@register_bound(nn.ELU, rounding=_elu_rounding)
 def elu_bound(module: nn.ELU, ctx: BoundContext) -> float:
     """ELU's derivative is 1 for x > 0 and α·eˣ < α for x < 0: max(1, |α|)."""
     return max(1.0, abs(module.alpha))
 
 
-@register_bound(F.elu)
+@register_bound(F.elu, rounding=_elu_rounding)
 def elu_function_bound(function: Any, ctx: BoundContext) -> float:
     """max(1, |α|)."""
     return max(1.0, abs(_call_arg(ctx, 1, "alpha", 1.0)))

@@ -7,13 +7,20 @@ Every operation the graph walker meets is looked up here. A layer's bound works 
 * ``certify``: a sound upper bound in float64, reported with the method that produced it.
 
 An operation with no registered bound is an error that names it, never a silent 1.
+
+Each bound also gives a *rounding model* of its operation (:class:`Rounding`): how far a
+floating-point evaluation of the operation can be from its exact value. The certificate uses it
+to stay sound for the network as evaluated in float32 (:mod:`lmt.bounds.rounding`). An
+operation without a rounding model cannot be certified (the error names it).
 """
 
 from __future__ import annotations
 
 import abc
+import copy
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Union
 
 import torch
 from torch import nn
@@ -79,6 +86,35 @@ INPUT = _Input()  # placeholder for the input-dependent argument in BoundContext
 
 
 @dataclass(frozen=True)
+class Rounding:
+    """Forward-error model of one operation evaluated in floating point.
+
+    For every computed input x̂ of one example with ‖x̂‖₂ ≤ M, the floating-point result
+    satisfies ‖fl(op(x̂)) − op(x̂)‖₂ ≤ γ_terms · (gain·M + offset), where
+    γ_k = k·u / (1 − k·u) and u is the unit roundoff of the evaluation (2⁻²⁴ in float32).
+
+    * ``terms = 0``: the operation is exact in floating point (ReLU, max pooling, reshapes,
+      concatenation, zero padding).
+    * A dot product of n terms plus a bias, in any summation order: ``terms = n + 1``,
+      ``gain`` ≥ ‖|A|‖₂ (the operator with absolute weights), ``offset`` ≥ ‖|b|‖₂ over the
+      output (standard forward error analysis: |fl(w·x + b) − (w·x + b)| ≤ γ_{n+1}·(|w|·|x| + |b|)).
+    * An elementwise operation correct to ``terms`` roundings relative to its result:
+      ``gain`` = its Lipschitz constant, ``offset`` ≥ ‖op(0)‖₂ (since |op(x)| ≤ |op(0)| + L|x|).
+    """
+
+    terms: int
+    gain: float = 0.0
+    offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.terms < 0 or not all(math.isfinite(v) and v >= 0 for v in (self.gain, self.offset)):
+            raise ValueError(f"invalid rounding model {self}")
+
+
+EXACT = Rounding(0)  # exact in floating point
+
+
+@dataclass(frozen=True)
 class Certified:
     """A certification-mode bound and how it was obtained (``exact``, ``closed_form``, …)."""
 
@@ -109,13 +145,63 @@ class LayerBound(abc.ABC):
     def prepare(self, module: Any) -> None:
         """Called once when a network containing ``module`` is bounded (e.g. to attach hooks)."""
 
+    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+        """The operation's floating-point forward-error model (see :class:`Rounding`), in
+        certify mode; ``lipschitz`` is this layer's certified bound. The default refuses: a
+        certificate for the float32 network needs a model of every operation."""
+        raise UnboundedOperationError(
+            f"no rounding-error model for {ctx.name!r} ({type(self).__name__}); give its bound a "
+            "rounding() method or register it with rounding=... (see README, 'Floating point')"
+        )
+
+
+RoundingSpec = Union[Rounding, int, Callable[[Any, "BoundContext", float], Rounding], None]
+
+
+def zero_response_norm(op: Any, ctx: BoundContext) -> float:
+    """‖op(0)‖₂ for one example, evaluated in float64 (a float64 copy of a module)."""
+    zeros = torch.zeros(1, *ctx.input_shape, dtype=torch.float64)
+    if isinstance(op, nn.Module):
+        op = copy.deepcopy(op).double().cpu()
+    elif isinstance(op, tuple):  # a fused pair of modules
+        op = nn.Sequential(*(copy.deepcopy(m) for m in op)).double().cpu()
+    with torch.no_grad():
+        return float(ctx.apply(op, zeros).double().norm())
+
+
+def elementwise_rounding(
+    terms: int, op: Any, ctx: BoundContext, lipschitz: float, absolute: float = 0.0
+) -> Rounding:
+    """An elementwise operation whose computed value is within ``terms`` roundings of the
+    exact one, relative to |op(x)| + ``absolute``: gain = L, offset = ‖op(0)‖ + absolute·√n."""
+    if terms == 0:
+        return EXACT
+    numel = math.prod(ctx.input_shape)
+    return Rounding(terms, lipschitz, zero_response_norm(op, ctx) + absolute * math.sqrt(numel))
+
+
+def _resolve_rounding(spec: RoundingSpec, op: Any, ctx: BoundContext, lipschitz: float) -> Rounding | None:
+    if spec is None:
+        return None
+    if isinstance(spec, Rounding):
+        return spec
+    if isinstance(spec, int):
+        return elementwise_rounding(spec, op, ctx, lipschitz)
+    return spec(op, ctx, lipschitz)
+
 
 class ConstantBound(LayerBound):
-    """A layer whose Lipschitz constant does not depend on parameters (ReLU: 1, sigmoid: 1/4)."""
+    """A layer whose Lipschitz constant does not depend on parameters (ReLU: 1, sigmoid: 1/4).
 
-    def __init__(self, value: float, reason: str = "closed_form") -> None:
+    ``rounding``: 0 for operations that are exact in floating point, else the number of
+    roundings relative to the result (see :func:`elementwise_rounding`), a :class:`Rounding`,
+    or a function ``(op, ctx, lipschitz) -> Rounding``; None (the default): no model, so the
+    operation cannot be certified."""
+
+    def __init__(self, value: float, reason: str = "closed_form", rounding: RoundingSpec = None) -> None:
         self.value = float(value)
         self.reason = reason
+        self.rounding_spec = rounding
 
     def train(self, module: Any, ctx: BoundContext) -> torch.Tensor:
         return torch.tensor(self.value)
@@ -123,12 +209,18 @@ class ConstantBound(LayerBound):
     def certify(self, module: Any, ctx: BoundContext) -> Certified:
         return Certified(self.value, self.reason)
 
+    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+        model = _resolve_rounding(self.rounding_spec, module, ctx, lipschitz)
+        return super().rounding(module, ctx, lipschitz) if model is None else model
+
 
 class FunctionBound(LayerBound):
-    """Wraps a plain function ``fn(module, ctx) -> float | Tensor`` valid in both modes."""
+    """Wraps a plain function ``fn(module, ctx) -> float | Tensor`` valid in both modes, and
+    the operation's rounding model (``rounding``, as for :class:`ConstantBound`; None: none)."""
 
-    def __init__(self, fn: Callable[[Any, BoundContext], Any]) -> None:
+    def __init__(self, fn: Callable[[Any, BoundContext], Any], rounding: RoundingSpec = None) -> None:
         self.fn = fn
+        self.rounding_spec = rounding
 
     def train(self, module: Any, ctx: BoundContext) -> torch.Tensor:
         return torch.as_tensor(self.fn(module, ctx))
@@ -136,28 +228,36 @@ class FunctionBound(LayerBound):
     def certify(self, module: Any, ctx: BoundContext) -> Certified:
         return Certified(float(self.fn(module, ctx)), f"function:{self.fn.__name__}")
 
+    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+        model = _resolve_rounding(self.rounding_spec, module, ctx, lipschitz)
+        return super().rounding(module, ctx, lipschitz) if model is None else model
+
 
 _BOUNDS: dict[Any, LayerBound] = {}
 _FUSIONS: dict[tuple[type, type], LayerBound] = {}
 
 
-def _as_bound(obj: Any) -> LayerBound:
-    if isinstance(obj, type) and issubclass(obj, LayerBound):
-        return obj()
-    if isinstance(obj, LayerBound):
-        return obj
-    return FunctionBound(obj)
+def _as_bound(obj: Any, rounding: RoundingSpec = None) -> LayerBound:
+    if isinstance(obj, type) and issubclass(obj, LayerBound) or isinstance(obj, LayerBound):
+        if rounding is not None:
+            raise TypeError("rounding= is for plain bound functions; a LayerBound subclass "
+                            "defines its rounding() method")
+        return obj() if isinstance(obj, type) else obj
+    return FunctionBound(obj, rounding)
 
 
-def register_bound(*keys: Any) -> Callable[[Any], Any]:
+def register_bound(*keys: Any, rounding: RoundingSpec = None) -> Callable[[Any], Any]:
     """Register a bound for module types, functions or method names (``"view"``).
 
     Decorate a :class:`LayerBound` subclass (instantiated without arguments), an instance-
-    returning factory, or a plain function ``fn(module, ctx)`` returning the bound.
+    returning factory, or a plain function ``fn(module, ctx)`` returning the bound. For a plain
+    function, ``rounding`` is the operation's floating-point error model: an int k for an
+    elementwise operation correct to k roundings of its result (``x * 0.5``: 1), a
+    :class:`Rounding`, or a function ``(op, ctx, lipschitz) -> Rounding``.
     """
 
     def decorator(obj: Any) -> Any:
-        bound = _as_bound(obj)
+        bound = _as_bound(obj, rounding)
         for key in keys:
             _BOUNDS[key] = bound
         return obj
@@ -185,9 +285,10 @@ def lookup_fusion(first: Any, second: Any) -> LayerBound | None:
     return None
 
 
-def register_constant_bound(keys: Iterable[Any], value: float) -> None:
-    """Register a parameter-free Lipschitz constant for each key."""
-    bound = ConstantBound(value)
+def register_constant_bound(keys: Iterable[Any], value: float, rounding: RoundingSpec = None) -> None:
+    """Register a parameter-free Lipschitz constant for each key; ``rounding`` as for
+    :class:`ConstantBound` (0: exact in floating point; required for certification)."""
+    bound = ConstantBound(value, rounding=rounding)
     for key in keys:
         _BOUNDS[key] = bound
 
