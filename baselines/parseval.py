@@ -49,12 +49,12 @@ class ConvexWeight(nn.Module):
         return x * self.alpha
 
 
-@register_bound(Scale)
+@register_bound(Scale, rounding=1)  # one multiplication
 def scale_bound(module: Scale, ctx: BoundContext) -> float:
     return abs(module.factor)
 
 
-@register_bound(ConvexWeight)
+@register_bound(ConvexWeight, rounding=1)
 def convex_weight_bound(module: ConvexWeight, ctx: BoundContext) -> torch.Tensor:
     return module.alpha.abs()
 

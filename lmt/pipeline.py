@@ -23,7 +23,8 @@ from lmt.device import choose_device, describe
 from lmt.io import write_csv, write_json
 from lmt.methods import load_plugins
 from lmt.provenance import record
-from lmt.soundness import SoundnessError, attack_labels, check_soundness  # noqa: F401 (re-exported)
+from lmt.numerics import strict_float32
+from lmt.soundness import SoundnessError, attack_labels, check_soundness, require_finite, require_finite_bound, require_finite_parameters  # noqa: F401 (re-exported)
 from lmt.train import TrainSettings, load_trained, predict, train
 
 
@@ -37,6 +38,7 @@ def train_stage(
     resume_path: str | None = None, progress: bool = True,
 ) -> None:
     started = time.perf_counter()
+    strict_float32()
     load_plugins(config["plugins"])
     dataset = load_dataset(config["data"])
     training = dict(config["training"], lr_milestones=tuple(config["training"]["lr_milestones"]))
@@ -54,38 +56,45 @@ def train_stage(
         Path(resume_path).unlink(missing_ok=True)
 
 
+def run_label(info: dict[str, Any]) -> str:
+    """``lmt (seed 0)``: how a trained run is named in errors."""
+    return f"{info['run_name']} (seed {info['settings']['seed']})"
+
+
 def certify_stage(config: dict[str, Any], model_path: str, out_csv: str, bounds_json: str) -> pd.DataFrame:
-    """Per-example margins and certified radii (Prop. 1 and Prop. 2) on the test split; the
-    per-layer bound comparison of Fig. 3 goes to ``layer_bounds.csv`` beside ``bounds_json``."""
+    """Per-example margins and certified radii (Prop. 1 and Prop. 2) on the test split, sound
+    for the float32 network (lmt.certify); the per-layer bound comparison of Fig. 3 goes to
+    ``layer_bounds.csv`` beside ``bounds_json``. Anything non-finite is an error, never a radius."""
     started = time.perf_counter()
+    strict_float32()
     load_plugins(config["plugins"])
     device = choose_device(config["training"]["device"])
     dataset = load_dataset(config["data"])
     trained = load_trained(model_path, device)
+    label = run_label(trained.info)
+    require_finite_parameters(trained.model, label)
     settings = CertifySettings(**config["certify"])
     bound = trained.bound.certified_bound(settings)
+    require_finite_bound(bound.total, bound.body, bound.layers, label)
     comparison = compare_bounds(trained.bound, settings, certified=bound)
-    logits = predict(trained.model, dataset.test.x)
     labels = dataset.test.y
+    certificates = certify.certify_examples(trained.bound, bound, trained.model, dataset.test.x, labels, settings)
     frame = pd.DataFrame(
         {
             "example_id": np.arange(len(labels)),
             "label": labels.numpy(),
-            "prediction": logits.argmax(1).numpy(),
-            "margin": certify.margins(logits, labels).numpy(),
+            "prediction": predict(trained.model, dataset.test.x).argmax(1).numpy(),  # float32, as users see it
+            "margin": certificates.margin.numpy(),  # float64
             "lipschitz_bound": bound.total,
             "body_bound": bound.body,
-            "radius_prop1": certify.radius_prop1(logits, labels, bound.total).numpy(),
+            "rounding_slack": certificates.slack.margin.numpy(),
+            "radius_prop1": certificates.radius_prop1.numpy(),
+            "certified_radius": certificates.radius.numpy(),
+            "radius_without_rounding": certificates.radius_exact_arithmetic.numpy(),
+            "certificate": certificates.certificate,
         }
     )
-    if bound.body is not None:
-        frame["certified_radius"] = certify.radius_prop2(
-            logits, labels, bound.head_weight, bound.body
-        ).numpy()
-        frame["certificate"] = "prop2"
-    else:
-        frame["certified_radius"] = frame["radius_prop1"]
-        frame["certificate"] = "prop1"
+    require_finite(frame, label)
     write_csv(out_csv, frame)
     write_csv(Path(bounds_json).with_name("layer_bounds.csv"), comparison_frame(comparison))
     write_json(
@@ -93,9 +102,10 @@ def certify_stage(config: dict[str, Any], model_path: str, out_csv: str, bounds_
         {
             "lipschitz_bound": bound.total,
             "body_bound": bound.body,
-            "certificate": frame["certificate"].iloc[0],
+            "certificate": certificates.certificate,
             "settings": vars(settings),
             "layers": bound.layers,
+            "rounding": certificates.rounding,
             "comparison": comparison.network_dict(),
             "provenance": record(config, describe(device), time.perf_counter() - started),
         },
@@ -114,6 +124,7 @@ def attack_stage(
     """Per-example minimal distances of one configured attack on the first
     ``attack.n_examples`` test examples: columns ``<label>_distance``, ``<label>_success``."""
     started = time.perf_counter()
+    strict_float32()
     load_plugins(config["plugins"])
     device = choose_device(config["training"]["device"])
     dataset = load_dataset(config["data"])
@@ -148,6 +159,7 @@ def gradient_bounds_stage(
 ) -> pd.DataFrame:
     """(B) and (C) of the inequality chain for every test example (lmt.analysis)."""
     started = time.perf_counter()
+    strict_float32()
     device = choose_device(config["training"]["device"])
     dataset = load_dataset(config["data"])
     trained = load_trained(model_path, device)

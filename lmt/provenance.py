@@ -9,6 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lmt.numerics import float_settings
+
 PACKAGES = ("torch", "torchvision", "foolbox", "eagerpy", "numpy", "snakemake", "pandas", "lmt-bench")
 
 
@@ -46,6 +48,7 @@ def record(config: dict[str, Any], device: str, wall_time_s: float, **extra: Any
         "python": platform.python_version(),
         "git_revision": git_revision(),
         "device": device,
+        "float_settings": float_settings(),
         "wall_time_s": round(wall_time_s, 3),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **extra,

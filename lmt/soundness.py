@@ -1,6 +1,11 @@
-"""The soundness gate: no certificate may exceed what an attack or a gradient shows.
+"""The soundness gate: no certificate may exceed what an attack or a gradient shows, and
+nothing non-finite passes.
 
-Two checks on one run's per-example table, both fatal:
+Checks on one run's per-example table, all fatal:
+
+* a NaN or infinite margin, Lipschitz bound or radius (certified, Prop. 1, gradient-based), or
+  a NaN attack distance (an attack that fails records +inf, which is allowed): the numbers
+  cannot be trusted, so the gate fails closed instead of reporting a radius;
 
 * certified radius (A) > smallest attack distance (D): an adversarial example lies inside the
   certified ball, so the certificate is wrong;
@@ -13,6 +18,9 @@ The error names the run, every offending example id, and the numbers.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
 GRADIENT_RTOL = 1e-4  # float32 gradients against float64 bounds
@@ -20,7 +28,63 @@ SHOWN_ROWS = 50
 
 
 class SoundnessError(AssertionError):
-    """A certified radius exceeds an attack distance or a gradient-based radius."""
+    """A certified radius exceeds an attack distance or a gradient-based radius, or a number
+    the certificate rests on is not finite."""
+
+
+class NonFiniteError(SoundnessError, ValueError):
+    """A bound, margin or radius is NaN or infinite: an error, never a radius."""
+
+
+# Columns that must be finite wherever present (body_bound only for Prop. 2 certificates).
+FINITE_COLUMNS = ("margin", "lipschitz_bound", "body_bound", "rounding_slack", "radius_prop1",
+                  "certified_radius", "radius_without_rounding", "radius_global_grad",
+                  "radius_local_grad")
+
+
+def non_finite_problems(frame: pd.DataFrame, columns: list[str] | None = None, allow_inf: tuple[str, ...] = ()) -> list[str]:
+    """One message per column of ``frame`` with NaN (or ±inf, unless allowed) entries, naming
+    the column and the example ids."""
+    problems = []
+    for column in columns if columns is not None else [c for c in FINITE_COLUMNS if c in frame]:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if column == "body_bound" and "certificate" in frame:
+            values = values[frame["certificate"] == "prop2"]
+        bad = values.isna() | (~np.isfinite(values) if column not in allow_inf else False)
+        if bad.any():
+            ids = frame.loc[bad[bad].index, "example_id"].tolist()
+            shown = ids[:SHOWN_ROWS]
+            more = f" (and {len(ids) - SHOWN_ROWS} more)" if len(ids) > SHOWN_ROWS else ""
+            problems.append(f"column {column!r} is not finite for {len(ids)} example(s); ids: {shown}{more}")
+    return problems
+
+
+def require_finite(frame: pd.DataFrame, run_label: str, columns: list[str] | None = None) -> None:
+    """Raise :class:`NonFiniteError` naming the run, the column and the example ids."""
+    problems = non_finite_problems(frame, columns)
+    if problems:
+        raise NonFiniteError(f"{run_label}: non-finite numbers, so no certificate is reported.\n" + "\n".join(problems))
+
+
+def require_finite_parameters(model: Any, run_label: str) -> None:
+    """Raise :class:`NonFiniteError` naming every parameter or buffer with NaN or inf entries
+    (a diverged training run): nothing computed from them could be trusted."""
+    bad = [name for name, t in [*model.named_parameters(), *model.named_buffers()]
+           if t.is_floating_point() and not bool(t.detach().isfinite().all())]
+    if bad:
+        raise NonFiniteError(f"{run_label}: the trained model has NaN or inf in {bad} (training "
+                             "diverged: check its train_log.csv and the learning rate)")
+
+
+def require_finite_bound(total: float, body: float | None, layers: list[dict[str, Any]], run_label: str) -> None:
+    """Raise :class:`NonFiniteError` if the network's certified bound L_F (or L_G) is not a
+    finite non-negative number, naming the layers whose bounds are not."""
+    for name, value in (("L_F (lipschitz_bound)", total), ("L_G (body_bound)", body)):
+        if value is not None and not (np.isfinite(value) and value >= 0):
+            culprits = [f"{row['layer']} ({row['type']}): {row['bound']}" for row in layers
+                        if not np.isfinite(row["bound"])]
+            raise NonFiniteError(f"{run_label}: the certified Lipschitz bound {name} is {value}, so no "
+                                 f"certificate is reported; non-finite layer bounds: {culprits or 'none'}")
 
 
 def attack_labels(frame: pd.DataFrame) -> list[str]:
@@ -49,14 +113,11 @@ def _describe(frame: pd.DataFrame, mask: pd.Series, columns: list[str], what: st
 
 def check_soundness(frame: pd.DataFrame, run_label: str) -> None:
     """Raise :class:`SoundnessError` if any example of ``frame`` breaks the chain's sound part."""
-    problems = []
     attacks = attack_columns(frame)
-    values = frame[["certified_radius", *attacks]]
-    if "radius_global_grad" in frame:
-        values = values.join(frame[["radius_global_grad"]])
-    if values.isna().any().any():
-        nan = values.isna().any(axis=1)
-        problems.append(_describe(frame, nan, list(values.columns), "have NaN radii or distances"))
+    problems = non_finite_problems(frame)
+    problems += non_finite_problems(frame, attacks, allow_inf=tuple(attacks))  # a failed attack is +inf
+    if "min_attack_distance" in frame:
+        problems += non_finite_problems(frame, ["min_attack_distance"], allow_inf=("min_attack_distance",))
     radius = frame["certified_radius"]
     if attacks:
         beaten = radius > frame["min_attack_distance"]

@@ -13,6 +13,7 @@ bound is the exact max_c |z_c| (the official code took a noisy power step on the
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from weakref import WeakKeyDictionary, WeakSet
 
@@ -20,11 +21,12 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lmt.bounds.conv import Conv2dBound
+from lmt.bounds.conv import Conv2dBound, conv_rounding
 from lmt.bounds.registry import (
     BoundContext,
     Certified,
     LayerBound,
+    Rounding,
     UnboundedOperationError,
     register_bound,
     register_fusion,
@@ -70,6 +72,22 @@ def bn_scale(module: _BatchNorm, ctx: BoundContext) -> torch.Tensor:
     return scale.detach() if ctx.mode == "certify" else scale
 
 
+# Eval-mode BatchNorm in float32 computes α̂ = fl(γ/sqrt(var + eps)) and β̂ = fl(β − μ·α̂), then
+# fl(x·α̂ + β̂): at most 7 roundings relative to |α|·|x| + |μ·α| + |β| per entry; we allow 8.
+BATCHNORM_TERMS = 8
+
+
+def batchnorm_rounding(module: _BatchNorm, ctx: BoundContext, spatial: int) -> Rounding:
+    """The rounding model of an eval-mode BatchNorm on inputs with ``spatial`` entries per
+    channel: gain max|α|, offset ‖|μ·α| + |β|‖₂ over the whole output."""
+    scale = bn_scale(module, ctx).abs().cpu()
+    shift = (module.running_mean.detach().double().cpu().abs() * scale
+             if module.running_mean is not None else torch.zeros_like(scale))
+    if module.bias is not None:
+        shift = shift + module.bias.detach().double().cpu().abs()
+    return Rounding(BATCHNORM_TERMS, float(scale.max()), float(shift.norm()) * spatial**0.5)
+
+
 @register_bound(_BatchNorm)
 class BatchNormBound(LayerBound):
     """max_c |γ_c| / sqrt(var_c + eps), exact for the eval-mode layer."""
@@ -83,6 +101,10 @@ class BatchNormBound(LayerBound):
     def certify(self, module: _BatchNorm, ctx: BoundContext) -> Certified:
         value = float(bn_scale(module, ctx).abs().max())
         return Certified(value, "exact(max |gamma|/sqrt(running_var+eps))")
+
+    def rounding(self, module: _BatchNorm, ctx: BoundContext, lipschitz: float) -> Rounding:
+        shape = ctx.input_shape
+        return batchnorm_rounding(module, ctx, math.prod(shape[1:]) if len(shape) > 1 else 1)
 
 
 @register_fusion(nn.Conv2d, nn.BatchNorm2d)
@@ -98,6 +120,22 @@ class ConvBatchNormBound(Conv2dBound):
 
     def parameters(self, module: tuple[nn.Conv2d, nn.BatchNorm2d]) -> list[torch.Tensor]:
         return [module[0].weight]
+
+    def rounding(self, module: tuple[nn.Conv2d, nn.BatchNorm2d], ctx: BoundContext, lipschitz: float) -> Rounding:
+        """The convolution, then BatchNorm, as evaluated (two operations). With c = conv(x̂),
+        the convolution's error e_c ≤ γ_c·(g_c·M + o_c) is scaled by at most max|α|, and the
+        computed ĉ has ‖ĉ‖ ≤ (1 + γ_c)(g_c·M + o_c) ≤ 2(g_c·M + o_c) (γ_c ≤ 1); BatchNorm then
+        adds γ_8·(max|α|·‖ĉ‖ + o_bn). With γ = γ_max(c, 8) both fit in one model with
+        gain 3·max|α|·g_c and offset 3·max|α|·o_c + o_bn."""
+        conv, bn = module
+        first = conv_rounding(conv, ctx.input_shape)
+        out = conv(torch.zeros(1, *ctx.input_shape, device=conv.weight.device)).shape
+        second = batchnorm_rounding(bn, ctx, math.prod(out[2:]))
+        return Rounding(
+            max(first.terms, second.terms),
+            3 * second.gain * first.gain,
+            3 * second.gain * first.offset + second.offset,
+        )
 
     def weight(self, module: tuple[nn.Conv2d, nn.BatchNorm2d], ctx: BoundContext, detach: bool) -> torch.Tensor:
         conv, bn = module

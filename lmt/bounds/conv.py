@@ -26,7 +26,8 @@ from torch import nn
 from lmt.bounds.conv_spectrum import ROUNDING_MARGIN, circular_spectrum_bound, largest_singular_values
 from lmt.bounds.linear_operator import LinearOperatorBound
 from lmt.bounds.power_iteration import LinearMap, autograd_adjoint, gram_apply
-from lmt.bounds.registry import BoundContext, Certified, register_bound
+from lmt.bounds.registry import BoundContext, Certified, Rounding, register_bound
+from lmt.bounds.rounding import nonnegative_operator_bound
 from lmt.bounds.windows import Axis, conv_axes
 
 
@@ -95,6 +96,20 @@ def explicit_operator_norm(
     gram = torch.cat(columns)
     gram = (gram + gram.T) / 2
     return math.sqrt(max(float(torch.linalg.eigvalsh(gram)[-1]), 0.0)) * (1 + ROUNDING_MARGIN)
+
+
+def conv_rounding(conv: nn.Conv2d, input_shape: tuple[int, ...]) -> Rounding:
+    """The rounding model of one convolution with its bias (see :class:`Rounding`)."""
+    weight = conv.weight.detach().double().cpu()
+    cpu_conv = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                         conv.dilation, conv.groups, bias=False, padding_mode=conv.padding_mode)
+    gain = nonnegative_operator_bound(conv_map(cpu_conv, weight.abs()), input_shape)
+    terms = math.prod(weight.shape[1:]) + (conv.bias is not None)
+    offset = 0.0
+    if conv.bias is not None:
+        out = conv_map(cpu_conv, weight)(torch.zeros(1, *input_shape, dtype=torch.float64)).shape
+        offset = float(conv.bias.detach().double().norm()) * math.sqrt(math.prod(out[2:]))
+    return Rounding(terms, gain, offset)
 
 
 def deterministic_bound(weight: torch.Tensor, axes: tuple[Axis, Axis], groups: int) -> Certified:
@@ -215,6 +230,11 @@ class Conv2dBound(LinearOperatorBound):
         if exact is not None:
             return Certified(exact, "exact(eigvalsh of the explicit Gram matrix; deterministic)")
         return deterministic_bound(weight, conv_axes(conv, ctx.input_shape), conv.groups)
+
+    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+        """fl(conv(x) + b): per output a dot product of C_in/groups·kh·kw terms plus the bias;
+        ‖|A|‖₂ by the Schur test on the convolution with |W| (padding mode included)."""
+        return conv_rounding(self.conv(module), ctx.input_shape)
 
     def compare(self, module: Any, ctx: BoundContext) -> dict[str, float]:
         conv = self.conv(module)

@@ -118,6 +118,8 @@ class NetworkBound(nn.Module):
         super().__init__()
         self.model = [model]  # a list, so the model is not registered as a submodule
         self.input_shape = tuple(input_shape)
+        self.node_shapes: dict[str, tuple[int, ...]] = {}  # node -> shape of one example
+        self.input_node = ""
         self.steps, self.output, self.head = self._trace(model)
         self._state_keys: dict[str, dict[str, str]] = {}  # node -> state name -> buffer name
         self._train_cache: tuple[tuple[torch.Tensor, ...], list[BoundContext | None]] | None = None
@@ -131,8 +133,14 @@ class NetworkBound(nn.Module):
 
     # -- tracing ------------------------------------------------------------------------------
 
+    @staticmethod
+    def trace_graph(model: nn.Module) -> fx.GraphModule:
+        """The fx graph the bound walks (a copy of ``model`` traced the same way has the same
+        node names, e.g. its float64 copy in :mod:`lmt.bounds.rounding`)."""
+        return fx.GraphModule(model, _Tracer().trace(model))
+
     def _trace(self, model: nn.Module) -> tuple[list[Step], str, str | None]:
-        graph_module = fx.GraphModule(model, _Tracer().trace(model))
+        graph_module = self.trace_graph(model)
         param = next(model.parameters(), None)
         example = torch.zeros(
             (1, *self.input_shape),
@@ -146,8 +154,12 @@ class NetworkBound(nn.Module):
         steps: list[Step] = []
         output = ""
         for node in graph_module.graph.nodes:
+            meta = node.meta.get("tensor_meta")
+            if meta is not None and hasattr(meta, "shape"):
+                self.node_shapes[node.name] = tuple(meta.shape[1:])
             if node.op == "placeholder":
                 data.add(node.name)
+                self.input_node = node.name
                 continue
             if node.op == "get_attr":
                 continue

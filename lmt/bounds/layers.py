@@ -55,6 +55,17 @@ class LinearBound(LinearOperatorBound):
         weight = module.weight.detach().double()
         return Certified(float(torch.linalg.matrix_norm(weight, ord=2)), "exact(svd)")
 
+    def rounding(self, module: nn.Linear, ctx: BoundContext, lipschitz: float) -> Rounding:
+        """fl(W x + b): a dot product of in_features terms plus the bias, per output."""
+        from lmt.bounds.rounding import absolute_matrix_norm
+
+        bias = module.bias
+        return Rounding(
+            module.in_features + (bias is not None),
+            absolute_matrix_norm(module.weight),
+            0.0 if bias is None else float(bias.detach().double().norm()),
+        )
+
     def compare(self, module: nn.Linear, ctx: BoundContext) -> dict[str, float]:
         """A fully connected layer is a 1×1 convolution on a 1×1 input: n = 1."""
         weight = module.weight.detach().double()
@@ -138,7 +149,7 @@ def _sum(bounds: list[Any]) -> Any:
     return sum(bounds[1:], bounds[0])
 
 
-def _quadrature(bounds: list[Any]) -> Any:
+def quadrature(bounds: list[Any]) -> Any:
     """sqrt(Σ L²), for floats (certification, float64) and tensors (training) alike."""
     return _sum([b * b for b in bounds]) ** 0.5
 
@@ -148,5 +159,5 @@ def _quadrature(bounds: list[Any]) -> Any:
 COMBINERS: dict[Any, Callable[[list[Any]], Any]] = {
     operator.add: _sum, operator.iadd: _sum, torch.add: _sum, "add": _sum, "add_": _sum,
     operator.sub: _sum, operator.isub: _sum, torch.sub: _sum, "sub": _sum,
-    torch.cat: _quadrature, torch.stack: _quadrature,
+    torch.cat: quadrature, torch.stack: quadrature,
 }

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmt.bounds.registry import BoundContext, Certified, LayerBound, register_bound
+from lmt.bounds.registry import EXACT, BoundContext, Certified, LayerBound, Rounding, register_bound
 from lmt.bounds.windows import Axis
 
 
@@ -60,6 +60,9 @@ def max_pool_overlap(
 class MaxPoolBound(ShapeBound):
     """√n, n the largest window overlap count (Thm 3)."""
 
+    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+        return EXACT  # selects an entry
+
     def value(self, module: Any, ctx: BoundContext) -> tuple[float, str]:
         dims = len(ctx.input_shape) - 1
         if module.return_indices:
@@ -85,6 +88,9 @@ def _adaptive_windows(size: int, out: int) -> np.ndarray:
 @register_bound(nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
 class AdaptiveMaxPoolBound(ShapeBound):
     """√n with n the largest overlap count of the adaptive windows (Thm 3)."""
+
+    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+        return EXACT  # selects an entry
 
     def value(self, module: Any, ctx: BoundContext) -> tuple[float, str]:
         if module.return_indices:
@@ -115,6 +121,14 @@ _AVERAGE_POOLS = [
 @register_bound(*_AVERAGE_POOLS)
 class AveragePoolBound(ShapeBound):
     """Schur test on the pooling matrix (= √n/√(kh·kw) for plain windows, 1/√(H·W) global)."""
+
+    def rounding(self, op: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+        """A sum of at most k window entries and one division: k + 1 roundings relative to
+        A|x| (A ≥ 0, so ‖A|x|‖ ≤ L·‖x‖). k = the kernel's size for fixed windows, else (adaptive
+        windows, functions) every entry of a channel."""
+        kernel = getattr(op, "kernel_size", None)
+        k = math.prod(_tuple(kernel, len(ctx.input_shape) - 1)) if kernel is not None else math.prod(ctx.input_shape[1:])
+        return Rounding(k + 1, lipschitz)
 
     def value(self, op: Any, ctx: BoundContext) -> tuple[float, str]:
         value = schur_bound(lambda x: ctx.apply(op, x), tuple(ctx.input_shape[1:]))

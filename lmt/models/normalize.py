@@ -7,12 +7,13 @@ shift, so its Lipschitz constant is exactly 1/min |std| (notes §7).
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from lmt.bounds import BoundContext, register_bound
+from lmt.bounds import BoundContext, Rounding, register_bound
 
 
 class Normalize(nn.Module):
@@ -30,7 +31,14 @@ class Normalize(nn.Module):
         return (x - self.mean.view(shape)) / self.std.view(shape)
 
 
-@register_bound(Normalize)
+def normalize_rounding(module: Normalize, ctx: BoundContext, lipschitz: float) -> Rounding:
+    """fl(fl(x − m)/s): two roundings relative to (|x| + |m|)/|s|."""
+    spatial = math.prod(ctx.input_shape[1:])
+    shift = (module.mean.double().abs() / module.std.double().abs()).norm()
+    return Rounding(2, lipschitz, float(shift) * math.sqrt(spatial))
+
+
+@register_bound(Normalize, rounding=normalize_rounding)
 def normalize_bound(module: Normalize, ctx: BoundContext) -> Tensor:
     """1 / min |std| (exact: the layer is diagonal up to a shift)."""
     std = module.std.double() if ctx.mode == "certify" else module.std
