@@ -1,9 +1,9 @@
 """One method-agnostic training loop: seeded, resumable, logged, CUDA when present.
 
 Each epoch ends with an atomic checkpoint (model, optimizer, power-iteration vectors, RNG
-state); a rerun with the same settings resumes from it, so a crash loses at most one epoch.
-The finished model is written as a self-describing checkpoint that certification and attacks
-load with :func:`load_trained`.
+state); a rerun with the same settings resumes from it, so a crash loses at most one epoch, and
+an unusable one is set aside (see :mod:`lmt.checkpoint`). The finished model is written as a
+self-describing checkpoint that certification and attacks load with :func:`load_trained`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from tqdm import tqdm
 from lmt.bounds import NetworkBound
 from lmt.data import Dataset, Split
 from lmt.device import choose_device
-from lmt.io import atomic_path, save_torch
+from lmt.checkpoint import MODEL, RESUME, CheckpointError, load_checkpoint, load_resume, save_checkpoint
+from lmt.io import atomic_path
 from lmt.methods import StepContext, create_method
 from lmt.models import create_model
-from lmt.optim import make_optimizer, make_scheduler
+from lmt.optim import load_scheduler_state, make_optimizer, make_scheduler, scheduler_state
 
 
 @dataclass(frozen=True)
@@ -104,22 +105,21 @@ def train(
     start_epoch = 0
 
     resume_path = Path(resume_path) if resume_path else None
-    if resume_path is not None and resume_path.exists():
-        state = torch.load(resume_path, map_location=device, weights_only=False)
-        if state["identity"] == identity:
-            model.load_state_dict(state["model"])
-            bound.load_state_dict(state["bound"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            method.load_state_dict(state["method"])
-            torch.set_rng_state(state["rng_cpu"])
-            if device.type == "cuda" and state.get("rng_cuda") is not None:
-                torch.cuda.set_rng_state(state["rng_cuda"], device)
-            log_rows = state["log"]
-            start_epoch = state["epoch"]
-            print(f"resuming {run_name} (seed {settings.seed}) after epoch {start_epoch}", flush=True)
-        else:
-            print(f"ignoring {resume_path}: it belongs to other settings", flush=True)
+    state = load_resume(resume_path, identity) if resume_path is not None else None
+    if state is not None:
+        # The state is on the CPU: load_state_dict copies into the modules' and optimizer's
+        # devices; the method's tensors are moved explicitly.
+        model.load_state_dict(state["model"])
+        bound.load_state_dict(state["bound"])
+        optimizer.load_state_dict(state["optimizer"])
+        load_scheduler_state(scheduler, state["scheduler"])
+        method.load_state_dict({k: v.to(device) for k, v in state["method"].items()})
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state["rng_cuda"] is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        log_rows = state["log"]
+        start_epoch = state["epoch"]
+        print(f"resuming {run_name} (seed {settings.seed}) after epoch {start_epoch}", flush=True)
 
     x_train, y_train = dataset.train.x, dataset.train.y
     n = len(y_train)
@@ -177,15 +177,16 @@ def train(
             flush=True,
         )
         if resume_path is not None:
-            save_torch(
+            save_checkpoint(
                 resume_path,
+                RESUME,
                 {
                     "identity": identity,
                     "epoch": epoch + 1,
                     "model": model.state_dict(),
                     "bound": bound.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
+                    "scheduler": scheduler_state(scheduler),
                     "method": method.state_dict(),
                     "rng_cpu": torch.get_rng_state(),
                     "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
@@ -194,10 +195,7 @@ def train(
             )
 
     info = {**identity, "device": str(device), "epochs_trained": settings.epochs}
-    save_torch(
-        model_path,
-        {"info": info, "model": _cpu_state(model), "bound": _cpu_state(bound)},
-    )
+    save_checkpoint(model_path, MODEL, {"info": info, "model": _cpu_state(model), "bound": _cpu_state(bound)})
     with atomic_path(log_path) as tmp:
         pd.DataFrame(log_rows).to_csv(tmp, index=False)
     return TrainedModel(model, bound, info)
@@ -208,16 +206,28 @@ def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_trained(path: str | Path, device: torch.device | str = "cpu") -> TrainedModel:
-    """Rebuild a model written by :func:`train`, in eval mode."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    """Rebuild a model written by :func:`train`, in eval mode.
+
+    Raises :class:`~lmt.checkpoint.CheckpointError` if the file is unusable, including weights
+    that do not fit the model the checkpoint names."""
+    state = load_checkpoint(path, MODEL)
     info = state["info"]
     method = create_method(info["run_name"], info["method_params"])
     model = method.prepare_model(
         create_model(info["model_name"], in_channels=info["input_shape"][0], num_classes=info["num_classes"])
     )
-    model.load_state_dict(state["model"])
+    _load_tensors(model, state["model"], path, f"model {info['model_name']!r}")
     bound = NetworkBound(model, tuple(info["input_shape"]))
-    bound.load_state_dict(state["bound"])
+    _load_tensors(bound, state["bound"], path, "model's bound")
     model.to(device).eval()
     bound.to(device)
     return TrainedModel(model, bound, info)
+
+
+def _load_tensors(module: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path, what: str) -> None:
+    """``module.load_state_dict``; tensors that do not fit make the checkpoint unusable."""
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as err:  # missing, unexpected or misshapen tensors; name the first
+        first = " ".join(line.strip() for line in str(err).splitlines()[:2]).rstrip(".")
+        raise CheckpointError(Path(path), MODEL, f"its tensors do not fit the {what} ({first})") from err

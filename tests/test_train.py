@@ -29,11 +29,11 @@ def test_resume_after_interruption_gives_identical_checkpoint(small: Dataset, tm
     resume = tmp_path / "resume.pt"
     first = TrainSettings(epochs=2, seed=7, batch_size=50, device="cpu")
     train("wong_kolter_mnist", small, "lmt", {"c": 1.0}, first, tmp_path / "partial.pt", tmp_path / "p.csv", resume_path=resume, progress=False)
-    state = torch.load(resume, weights_only=False)
+    state = torch.load(resume, weights_only=True)
     state["identity"]["settings"]["epochs"] = 3  # ... as if it had been the 3-epoch run
     torch.save(state, resume)
     train("wong_kolter_mnist", small, "lmt", {"c": 1.0}, settings, tmp_path / "resumed.pt", tmp_path / "resumed.csv", resume_path=resume, progress=False)
-    full, resumed = torch.load(tmp_path / "full.pt", weights_only=False), torch.load(tmp_path / "resumed.pt", weights_only=False)
+    full, resumed = torch.load(tmp_path / "full.pt", weights_only=True), torch.load(tmp_path / "resumed.pt", weights_only=True)
     assert _states_equal(full["model"], resumed["model"])
     assert _states_equal(full["bound"], resumed["bound"])
     assert len(pd.read_csv(tmp_path / "resumed.csv")) == 3
