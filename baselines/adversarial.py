@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
+from lmt.params import check_bounds
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*scipy.ndimage.filters.*", category=DeprecationWarning)
@@ -47,6 +48,11 @@ class CWAdversarialTraining(Method):
         initial_const: float = 1.0
         confidence: float = 0.0
 
+        def __post_init__(self) -> None:
+            check_bounds(self, "steps", "binary_search_steps", ge=1)
+            check_bounds(self, "stepsize", "initial_const", gt=0)
+            check_bounds(self, "confidence", ge=0)
+
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.params
         attack = fb.attacks.L2CarliniWagnerAttack(
@@ -65,8 +71,8 @@ class PGDAdversarialTraining(Method):
         rel_stepsize: float = 0.25
 
         def __post_init__(self) -> None:
-            if self.eps <= 0:
-                raise ValueError(f"parameter 'eps' must be > 0, got {self.eps}")
+            check_bounds(self, "eps", "rel_stepsize", gt=0)
+            check_bounds(self, "steps", ge=1)
 
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.params

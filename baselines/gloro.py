@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from lmt.losses import prop2_margin
 from lmt.methods import Method, StepContext, register_method
+from lmt.params import check_bounds
 
 
 @register_method("gloro")
@@ -24,8 +25,7 @@ class GloRo(Method):
         eps: float = 0.3
 
         def __post_init__(self) -> None:
-            if self.eps < 0:
-                raise ValueError(f"parameter 'eps' must be ≥ 0, got {self.eps}")
+            check_bounds(self, "eps", ge=0)
 
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = ctx.model(x)

@@ -22,6 +22,7 @@ from torch import nn
 
 from lmt.bounds import BoundContext, register_bound
 from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
+from lmt.params import check_bounds
 
 
 class Scale(nn.Module):
@@ -89,8 +90,8 @@ class Parseval(Method):
         weight_decay: float = 5e-4  # on the last fully connected layer only
 
         def __post_init__(self) -> None:
-            if self.beta < 0 or self.weight_decay < 0:
-                raise ValueError("parameters 'beta' and 'weight_decay' must be ≥ 0")
+            check_bounds(self, "beta", "weight_decay", ge=0)
+            check_bounds(self, "beta", lt=1)  # the retraction converges to σ = 1 only for β < 1
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         _scale_convolutions(model)

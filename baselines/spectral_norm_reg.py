@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
+from lmt.params import check_bounds
 
 
 def weight_matrices(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -33,8 +34,7 @@ class SpectralNormRegularization(Method):
         lam: float = 0.01
 
         def __post_init__(self) -> None:
-            if self.lam < 0:
-                raise ValueError(f"parameter 'lam' must be ≥ 0, got {self.lam}")
+            check_bounds(self, "lam", ge=0)
 
     def __init__(self, params: Params) -> None:
         super().__init__(params)

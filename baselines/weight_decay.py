@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
+from lmt.params import check_bounds
 
 
 @register_method("weight_decay")
@@ -19,8 +20,7 @@ class WeightDecay(Method):
         weight_decay: float = 5e-4
 
         def __post_init__(self) -> None:
-            if self.weight_decay < 0:
-                raise ValueError(f"parameter 'weight_decay' must be ≥ 0, got {self.weight_decay}")
+            check_bounds(self, "weight_decay", ge=0)
 
     def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         return [{"params": list(model.parameters()), "weight_decay": self.params.weight_decay}]

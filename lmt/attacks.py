@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lmt.params import ParamError, check_bounds, check_params
+
 with warnings.catch_warnings():
     # foolbox 3.3.4 imports scipy.ndimage.filters (foolbox issue #702)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="foolbox")
@@ -75,18 +77,13 @@ def attack_type(label: str) -> str:
 
 
 def create_attack(label: str, params: Mapping[str, Any] | None = None) -> Attack:
-    """Build the attack registered under ``attack_type(label)``; unknown names or parameters
-    raise :class:`KeyError` / :class:`TypeError` naming them."""
+    """Build the attack registered under ``attack_type(label)``, its parameters checked by
+    :func:`lmt.params.check_params`: an unknown name raises :class:`KeyError`, an unknown
+    parameter :class:`TypeError`, a bad value :class:`lmt.params.ParamError`."""
     kind = attack_type(label)
     if kind not in ATTACKS:
         raise KeyError(f"unknown attack {kind!r}; registered: {list_attacks()}")
-    cls = ATTACKS[kind]
-    params = dict(params or {})
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise TypeError(f"attack {kind!r} has no parameter(s) {unknown}; allowed: {allowed}")
-    return cls(**params)
+    return check_params(ATTACKS[kind], params, f"attack {kind!r}")
 
 
 class _FoolboxMinimization(Attack):
@@ -112,6 +109,11 @@ class CW(_FoolboxMinimization):
     confidence: float = 0.0
     abort_early: bool = True
 
+    def __post_init__(self) -> None:
+        check_bounds(self, "steps", "binary_search_steps", ge=1)
+        check_bounds(self, "stepsize", "initial_const", gt=0)
+        check_bounds(self, "confidence", ge=0)
+
     def foolbox_attack(self) -> fb.attacks.L2CarliniWagnerAttack:
         return fb.attacks.L2CarliniWagnerAttack(
             binary_search_steps=self.binary_search_steps, steps=self.steps, stepsize=self.stepsize,
@@ -131,6 +133,11 @@ class DeepFool(_FoolboxMinimization):
     overshoot: float = 0.02
     candidates: int = 10
 
+    def __post_init__(self) -> None:
+        check_bounds(self, "steps", ge=1)
+        check_bounds(self, "overshoot", ge=0)
+        check_bounds(self, "candidates", ge=2)
+
     def foolbox_attack(self) -> fb.attacks.L2DeepFoolAttack:
         return fb.attacks.L2DeepFoolAttack(steps=self.steps, candidates=self.candidates, overshoot=self.overshoot)
 
@@ -143,6 +150,11 @@ class DDN(_FoolboxMinimization):
     steps: int = 100
     init_epsilon: float = 1.0
     gamma: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_bounds(self, "steps", ge=1)
+        check_bounds(self, "init_epsilon", gt=0)
+        check_bounds(self, "gamma", gt=0, lt=1)  # the norm changes by a factor 1 ± gamma
 
     def foolbox_attack(self) -> fb.attacks.DDNAttack:
         return fb.attacks.DDNAttack(init_epsilon=self.init_epsilon, steps=self.steps, gamma=self.gamma)
@@ -157,6 +169,11 @@ class FMN(_FoolboxMinimization):
     steps: int = 100
     max_stepsize: float = 0.1
     gamma: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_bounds(self, "steps", ge=1)
+        check_bounds(self, "max_stepsize", gt=0)
+        check_bounds(self, "gamma", gt=0, lt=1)  # epsilon changes by a factor 1 ± gamma
 
     def foolbox_attack(self) -> fb.attacks.L2FMNAttack:
         return fb.attacks.L2FMNAttack(steps=self.steps, max_stepsize=self.max_stepsize, gamma=self.gamma)
@@ -215,8 +232,11 @@ class PGD(Attack):
     search_steps: int = 8
 
     def __post_init__(self) -> None:
+        check_bounds(self, "steps", ge=1)
+        check_bounds(self, "rel_stepsize", "initial_epsilon", gt=0)
+        check_bounds(self, "expansion_steps", "search_steps", ge=0)
         if self.loss not in ("margin", "crossentropy"):
-            raise ValueError(f"attack 'pgd': loss must be 'margin' or 'crossentropy', got {self.loss!r}")
+            raise ParamError("loss", f"must be 'margin' or 'crossentropy', got {self.loss!r}")
 
     def perturb(self, fmodel: fb.PyTorchModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         pgd = _PerExampleL2PGD(

@@ -3,17 +3,25 @@
 The schema (``lmt/schemas/config.schema.yaml``, linked from ``workflow/schemas/``) is the single
 source of truth for keys, defaults and descriptions; the Snakefile and the CLI both call
 :func:`validate_config`, so a bad key fails the same way everywhere, naming the key.
+
+Validation is strict: every number must be finite (YAML's ``.nan``/``.inf`` are rejected
+anywhere), every key a string, an integer an ``int`` (not ``2.0``, not ``true``), and method and
+attack parameters are checked against their classes (:mod:`lmt.params`), ranges and relations
+included.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
+
+from lmt.params import ParamError
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 
@@ -59,17 +67,48 @@ def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any] |
                 _fill_defaults(instance[key], sub, root)
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
-    path = ".".join(str(p) for p in error.absolute_path)
-    return path or "<top level>"
+def _key(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _raise_for(problems: list[tuple[str, str]]) -> None:
+    """One ConfigError listing every ``(key, problem)``; nothing if there are none."""
+    if problems:
+        lines = [f"  - config key '{key}': {problem}" for key, problem in problems]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+
+
+def _is_int(checker: Any, instance: Any) -> bool:
+    """JSON Schema's "integer" counts 2.0 (and jsonschema would let a float through to code
+    that needs an int); here only a Python int that is not a bool is one."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_int),
+)
 
 
 def _check_schema(config: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> None:
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"  - config key '{prefix}{_key_path(e)}': {e.message}" for e in errors]
-        raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    _raise_for([(prefix + _key(e.absolute_path), e.message) for e in errors])
+
+
+def _bad_literals(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[str, str]]:
+    """``(key, problem)`` for each value YAML lets through but no setting means: a NaN or
+    infinite number (``.nan``, ``.inf``), or a mapping key that is not a string (``1:``, ``true:``)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return [(_key(path), f"must be a finite number, got {node!r}")]
+    if isinstance(node, dict):
+        problems = [
+            (_key((*path, k)), f"a key must be a string, got {k!r} ({type(k).__name__}); quote it")
+            for k in node if not isinstance(k, str)
+        ]
+        return problems + [p for k, v in node.items() for p in _bad_literals(v, (*path, k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _bad_literals(v, (*path, i))]
+    return []
 
 
 _REPLACED = {"methods", "attacks"}  # selections: an experiment's own list replaces the shared one
@@ -98,6 +137,7 @@ def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
         config = {}
     if not isinstance(config, dict):
         raise ConfigError(f"the configuration must be a mapping, got {type(config).__name__}")
+    _raise_for(_bad_literals(config))
     schema = load_schema()
     raw_experiments = copy.deepcopy(config.get("experiments") or {})
     top = {k: copy.deepcopy(v) for k, v in config.items() if k != "experiments"}
@@ -111,6 +151,7 @@ def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
         load_plugins(checked["plugins"])
     except ImportError as err:
         raise ConfigError(f"config key 'plugins': {err}") from None
+    _check_meaning(checked)  # the shared sections first, so their errors name their own keys
     if not raw_experiments:
         raw_experiments = {checked["experiment"]: {}}
     resolved = {}
@@ -120,15 +161,23 @@ def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
         experiment = _merge(top, override)
         experiment["experiment"] = name
         _fill_defaults(experiment, schema)
-        _check_schema(experiment, schema, prefix=f"experiments.{name}." if override else "")
-        _check_registered_names(experiment, prefix=f"experiments.{name}." if override else "")
+        prefix = f"experiments.{name}." if override else ""
+        _check_schema(experiment, schema, prefix)
+        _check_meaning(experiment, prefix)
         resolved[name] = experiment
     checked["experiments"] = resolved
     return checked
 
 
+def _check_meaning(config: dict[str, Any], prefix: str = "") -> None:
+    """What the schema cannot express: registered names, parameter classes, the lr schedule."""
+    _check_registered_names(config, prefix)
+    _check_schedule(config["training"], prefix)
+
+
 def _check_registered_names(config: dict[str, Any], prefix: str = "") -> None:
     """Names the schema cannot know: models, methods and attacks come from registries."""
+    from lmt.attacks import attack_type, list_attacks
     from lmt.methods import get_method_spec
     from lmt.models import list_models
 
@@ -141,8 +190,13 @@ def _check_registered_names(config: dict[str, Any], prefix: str = "") -> None:
         try:
             get_method_spec(run_name, params)
         except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"config key '{prefix}methods.{run_name}': {err}") from None
+            raise _registry_error(f"{prefix}methods.{run_name}", err) from None
     _check_attacks(config["attack"]["attacks"], prefix)
+    wanted = config["report"]["table1_attack"]
+    if attack_type(wanted) not in list_attacks():
+        raise ConfigError(
+            f"config key '{prefix}report.table1_attack': unknown attack {wanted!r}; registered: {list_attacks()}"
+        )
 
 
 def _check_attacks(attacks: dict[str, Any], prefix: str = "") -> None:
@@ -153,8 +207,25 @@ def _check_attacks(attacks: dict[str, Any], prefix: str = "") -> None:
         try:
             create_attack(label, params)
         except (KeyError, TypeError, ValueError) as err:
-            message = err.args[0] if isinstance(err, KeyError) else err
-            raise ConfigError(f"config key '{prefix}attack.attacks.{label}': {message}") from None
+            raise _registry_error(f"{prefix}attack.attacks.{label}", err) from None
+
+
+def _registry_error(key: str, err: Exception) -> ConfigError:
+    """A registry's complaint about the entry at ``key`` (unknown name or parameter, bad value)
+    as a ConfigError naming the key, down to the parameter where one is at fault."""
+    if isinstance(err, ParamError) and err.param:
+        return ConfigError(f"config key '{key}.{err.param}': {err.problem}")
+    message = err.args[0] if isinstance(err, KeyError) else err
+    return ConfigError(f"config key '{key}': {message}")
+
+
+def _check_schedule(training: dict[str, Any], prefix: str = "") -> None:
+    """Learning-rate milestones read as a schedule: strictly increasing epochs."""
+    milestones = training["lr_milestones"]
+    if any(a >= b for a, b in zip(milestones, milestones[1:])):
+        raise ConfigError(
+            f"config key '{prefix}training.lr_milestones': must be strictly increasing, got {milestones}"
+        )
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

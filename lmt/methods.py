@@ -8,7 +8,6 @@ here; baselines live one per module in ``baselines/`` and register themselves wi
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import pkgutil
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from torch import nn
 
 from lmt.bounds import NetworkBound
 from lmt.losses import VARIANTS, lmt_loss
+from lmt.params import ParamError, check_bounds, check_params
 
 
 @dataclass
@@ -120,20 +120,14 @@ def split_run_name(run_name: str) -> tuple[str, str | None]:
 
 
 def get_method_spec(run_name: str, params: dict[str, Any] | None) -> tuple[type[Method], Any]:
-    """The method class and its validated parameters; clear errors for unknown names/keys."""
+    """The method class and its checked parameters (:func:`lmt.params.check_params`): an
+    unknown name is a KeyError, an unknown parameter a TypeError, a bad value a ParamError."""
     name, _ = split_run_name(run_name)
     _discover_baselines()
     if name not in _METHODS:
         raise KeyError(f"unknown method {name!r}; registered methods: {sorted(_METHODS)}")
     cls = _METHODS[name]
-    params = dict(params or {})
-    known = {f.name for f in dataclasses.fields(cls.Params)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise TypeError(
-            f"unknown parameter(s) {unknown} for method {name!r}; it takes {sorted(known) or 'none'}"
-        )
-    return cls, cls.Params(**params)
+    return cls, check_params(cls.Params, params, f"method {name!r}")
 
 
 def create_method(run_name: str, params: dict[str, Any] | None = None) -> Method:
@@ -156,16 +150,20 @@ class LMT(Method):
         warmup_epochs: float = 0.0
 
         def __post_init__(self) -> None:
-            for name in ("c", "c_start", "warmup_epochs"):
-                value = getattr(self, name)
-                if value is None and name == "c_start":
-                    continue
-                if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                    raise ValueError(f"parameter {name!r} must be a number ≥ 0, got {value!r}")
+            check_bounds(self, "c", "c_start", "warmup_epochs", ge=0)
             if self.variant not in VARIANTS:
-                raise ValueError(f"parameter 'variant' must be one of {VARIANTS}, got {self.variant!r}")
+                raise ParamError("variant", f"must be one of {list(VARIANTS)}, got {self.variant!r}")
             if self.warmup_epochs > 0 and self.c_start is None:
-                raise ValueError("parameter 'warmup_epochs' needs 'c_start'")
+                raise ParamError("warmup_epochs", "needs 'c_start', the c the warm-up starts from")
+            if self.c_start is None:
+                return
+            if self.warmup_epochs == 0:
+                raise ParamError("c_start", "needs 'warmup_epochs' > 0 (without a warm-up it is ignored)")
+            if not 0 < self.c or self.c_start > self.c:
+                raise ParamError(
+                    "c_start", "must be ≤ c, with c > 0 (the warm-up rises from c_start to c), "
+                    f"got c_start={self.c_start!r}, c={self.c!r}",
+                )
 
     def c_at(self, epoch: float) -> float:
         """c after ``epoch`` (fractional) epochs of training."""

@@ -38,9 +38,9 @@ def test_empty_config_gets_every_default() -> None:
         ({"chain": {"n_noise": -1}}, "chain.n_noise"),
         ({"data": {"name": "imagenet"}}, "data.name"),
         ({"methods": {"nonexistent": {}}}, "methods.nonexistent"),
-        ({"methods": {"lmt": {"c": -1.0}}}, "methods.lmt"),
+        ({"methods": {"lmt": {"c": -1.0}}}, "methods.lmt.c"),  # a bad value: named down to the parameter
         ({"methods": {"lmt": {"cc": 1.0}}}, "methods.lmt"),
-        ({"methods": {"lmt": {"variant": "prop3"}}}, "methods.lmt"),
+        ({"methods": {"lmt": {"variant": "prop3"}}}, "methods.lmt.variant"),
         ({"model": "resnet1000"}, "model"),
         ({"seeds": []}, "seeds"),
         ({"report": {"published": "imagenet"}}, "report.published"),

@@ -1,0 +1,104 @@
+"""Typed parameters of methods and attacks: strict checks shared by both registries.
+
+A method's ``Params`` and an attack class are frozen dataclasses whose fields are the
+parameters a config may set. :func:`check_params` turns a config mapping into an instance,
+rejecting unknown names and ill-typed values (a float for an int, a bool for a number,
+NaN/inf, a string for a bool); ``__post_init__`` methods then check ranges and relations
+between fields with :func:`check_bounds` or by raising :class:`ParamError`. Every error names
+the parameter, so :mod:`lmt.config` can report the full config key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+import types
+import typing
+from typing import Any, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+class ParamError(ValueError):
+    """A parameter value that is ill-typed or out of range; ``param`` names it (None when the
+    problem concerns the parameter set as a whole) and ``where`` what it belongs to."""
+
+    def __init__(self, param: str | None, problem: str, where: str = "") -> None:
+        self.param, self.problem, self.where = param, problem, where
+        subject = f"parameter {param!r} {problem}" if param else problem
+        super().__init__(f"{where}: {subject}" if where else subject)
+
+
+def check_params(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T:
+    """An instance of the dataclass ``cls`` built from ``values``, after strict checks.
+
+    ``where`` says whose parameters these are (e.g. ``"method 'lmt'"``) in error messages.
+    Unknown names raise :class:`TypeError`; bad values raise :class:`ParamError`.
+    Ints given for float fields become floats.
+    """
+    values = dict(values or {})
+    fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    allowed = [f.name for f in fields]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise TypeError(f"{where} has no parameter(s) {unknown}; it takes {allowed or 'none'}")
+    hints = typing.get_type_hints(cls)
+    checked = {name: _checked_value(name, value, hints[name], where) for name, value in values.items()}
+    try:
+        return cls(**checked)
+    except ParamError as err:
+        raise ParamError(err.param, err.problem, where) from None
+
+
+def _checked_value(name: str, value: Any, annotation: Any, where: str) -> Any:
+    """``value`` if it has the annotated type (an int as a float for float fields)."""
+    options = _union_members(annotation)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if option is not type(None) and _matches(value, option):
+            return float(value) if option is float else value
+    raise ParamError(name, f"must be {_describe(options)}, got {value!r} ({type(value).__name__})", where)
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    """Strict isinstance: bools are not numbers, floats are not ints, numbers are finite."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return number and isinstance(value, int)
+    if expected is float:
+        return number and math.isfinite(value)
+    if expected is str:
+        return isinstance(value, str)
+    return True  # other annotations are left to the class's own __post_init__
+
+
+_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string", type(None): "null"}
+
+
+def _describe(options: tuple[Any, ...]) -> str:
+    return " or ".join(_NAMES.get(o, str(o)) for o in options)
+
+
+def check_bounds(
+    owner: object, *names: str,
+    ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
+) -> None:
+    """Raise :class:`ParamError` for the first field of ``owner`` in ``names`` outside the
+    bounds (``ge``: ≥, ``gt``: >, ``le``: ≤, ``lt``: <); None values are skipped."""
+    for name in names:
+        value = getattr(owner, name)
+        if value is None:
+            continue
+        for bound, holds, symbol in ((ge, operator.ge, "≥"), (gt, operator.gt, ">"), (le, operator.le, "≤"), (lt, operator.lt, "<")):
+            if bound is not None and not holds(value, bound):
+                raise ParamError(name, f"must be {symbol} {bound:g}, got {value!r}")
