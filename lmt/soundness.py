@@ -55,7 +55,8 @@ def non_finite_problems(frame: pd.DataFrame, columns: list[str] | None = None, a
             ids = frame.loc[bad[bad].index, "example_id"].tolist()
             shown = ids[:SHOWN_ROWS]
             more = f" (and {len(ids) - SHOWN_ROWS} more)" if len(ids) > SHOWN_ROWS else ""
-            problems.append(f"column {column!r} is not finite for {len(ids)} example(s); ids: {shown}{more}")
+            what = "NaN" if column in allow_inf else "NaN or infinite"
+            problems.append(f"column {column!r} is {what} for {len(ids)} example(s); ids: {shown}{more}")
     return problems
 
 

@@ -8,8 +8,13 @@ import torch
 
 from lmt.analysis import gradient_bounds
 from lmt.attacks import CWBudget, create_attack, list_attacks, minimal_l2
-from lmt.certify import radius_prop1, radius_prop2
-from lmt.train import predict
+from lmt.certify import Certificates, certify_examples
+from lmt.train import TrainedModel, predict
+
+
+def _certify(trained: TrainedModel, x: torch.Tensor, y: torch.Tensor) -> Certificates:
+    """As the workflow certifies: float64 margins minus the rounding bound."""
+    return certify_examples(trained.bound, trained.bound.certified_bound(), trained.model, x, y)
 
 
 @pytest.mark.slow
@@ -17,10 +22,9 @@ from lmt.train import predict
 def test_certified_radius_never_exceeds_cw_distance(run: str, trained_models, mnist) -> None:
     trained = trained_models[run]
     x, y = mnist.test.x[:200], mnist.test.y[:200]
-    bound = trained.bound.certified_bound()
+    certificates = _certify(trained, x, y)
     logits = predict(trained.model, x)
-    r2 = radius_prop2(logits, y, bound.head_weight, bound.body)
-    r1 = radius_prop1(logits, y, bound.total)
+    r2, r1 = certificates.radius, certificates.radius_prop1
     result = minimal_l2(trained.model, x, y, CWBudget(), batch_size=200, progress=False)
     found = result.success
     assert found.float().mean() > 0.5, "the attack should find most adversarial examples"
@@ -38,8 +42,7 @@ def test_every_attack_and_the_gradient_bounds_respect_the_certificate(run: str, 
     """(A) ≤ (D) for every registered attack at its default budget, and (A) ≤ (B) ≤ (C)."""
     trained = trained_models[run]
     x, y = mnist.test.x[:100], mnist.test.y[:100]
-    bound = trained.bound.certified_bound()
-    r2 = radius_prop2(predict(trained.model, x), y, bound.head_weight, bound.body)
+    r2 = _certify(trained, x, y).radius
     for name in list_attacks():
         if name == "cw":
             continue  # above, on more examples
@@ -57,9 +60,7 @@ def test_every_attack_and_the_gradient_bounds_respect_the_certificate(run: str, 
 def test_lmt_enlarges_certified_radii(trained_models, mnist) -> None:
     radii = {}
     for run, trained in trained_models.items():
-        bound = trained.bound.certified_bound()
-        logits = predict(trained.model, mnist.test.x)
-        radii[run] = radius_prop2(logits, mnist.test.y, bound.head_weight, bound.body)
+        radii[run] = _certify(trained, mnist.test.x, mnist.test.y).radius
     assert radii["lmt"].median() > 2 * radii["standard"].median()
 
 
@@ -77,19 +78,23 @@ def test_attack_success_is_checked_by_our_own_forward_pass() -> None:
 # --- The soundness gate (lmt.soundness, the merge stage and its Snakemake rule) ---------------
 
 
-def _run_tables(tmp_path, cw, deepfool, radius=(0.1, 0.5, 0.2, 0.9), grad=None) -> tuple[str, str, dict[str, str]]:
-    """Hand-written inputs of the merge stage for four examples."""
+def _run_tables(tmp_path, cw, deepfool, radius=(0.1, 0.5, 0.2, 0.9), grad=None, **columns) -> tuple[str, str, dict[str, str]]:
+    """Hand-written inputs of the merge stage for four examples (``columns`` override any
+    certified or gradient column)."""
     import pandas as pd
 
     n = len(radius)
     certified = pd.DataFrame({
         "example_id": range(n), "label": [0] * n, "prediction": [0] * n, "margin": [1.0] * n,
-        "lipschitz_bound": [2.0] * n, "body_bound": [1.0] * n, "radius_prop1": [0.0] * n,
-        "certified_radius": list(radius), "certificate": ["prop2"] * n,
+        "lipschitz_bound": [2.0] * n, "body_bound": [1.0] * n, "rounding_slack": [1e-6] * n,
+        "radius_prop1": [0.0] * n, "certified_radius": list(radius),
+        "radius_without_rounding": [r * 1.001 for r in radius], "certificate": ["prop2"] * n,
     })
     grad = [2 * r + 0.1 for r in radius] if grad is None else grad
     gradient = pd.DataFrame({"example_id": range(n), "radius_global_grad": grad,
                              "radius_local_grad": [g + 0.1 for g in grad], "chain_batch": [0] * n})
+    for name, values in columns.items():
+        (certified if name in certified else gradient)[name] = values
     paths = {"certified": tmp_path / "certified.csv", "gradient": tmp_path / "gradient_bounds.csv"}
     certified.to_csv(paths["certified"], index=False)
     gradient.to_csv(paths["gradient"], index=False)
@@ -177,3 +182,40 @@ def test_gate_fails_the_snakemake_rule(tmp_path) -> None:
     log = (tmp_path / "results" / "gate" / "logs" / "merge_examples" / "standard_seed0.log").read_text()
     assert "gate/standard/seed0" in log and "ids: [2]" in log and "0.15" in log and "0.2" in log
     assert not (run / "examples.csv").exists()
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("column", ["margin", "lipschitz_bound", "body_bound", "rounding_slack", "radius_prop1",
+                                    "certified_radius", "radius_without_rounding", "radius_global_grad",
+                                    "radius_local_grad"])
+@pytest.mark.parametrize("value", [NAN, INF, -INF])
+def test_gate_fails_closed_on_a_non_finite_number(tmp_path, column: str, value: float) -> None:
+    """NaN or ±inf in a bound, a margin or any radius: an error naming the run, the column and
+    the example id — never a radius. Every attack fails here (+inf), so nothing else objects."""
+    from lmt.pipeline import SoundnessError, merge_stage
+
+    certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [INF] * 4, **{column: [1.0, 1.0, value, 1.0]})
+    with pytest.raises(SoundnessError, match=rf"(?s)exp/lmt/seed0.*'{column}'.*ids: \[2\]"):
+        merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
+    assert not (tmp_path / "examples.csv").exists()
+
+
+def test_gate_allows_failed_attacks_but_not_nan_distances(tmp_path) -> None:
+    from lmt.pipeline import SoundnessError, merge_stage
+
+    certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [0.3, INF, INF, 1.0])
+    merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
+    certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [0.3, NAN, INF, 1.0])
+    with pytest.raises(SoundnessError, match=r"(?s)'deepfool_distance'.*ids: \[1\]"):
+        merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed1")
+
+
+def test_gate_ignores_the_body_bound_of_prop1_certificates(tmp_path) -> None:
+    """A network without a linear head has no L_G: its empty body_bound is not an error."""
+    from lmt.pipeline import merge_stage
+
+    certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [INF] * 4, body_bound=[NAN] * 4,
+                                               certificate=["prop1"] * 4)
+    merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")

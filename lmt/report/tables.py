@@ -20,8 +20,8 @@ from lmt.report.formatting import mean_std
 from lmt.soundness import attack_labels
 
 PER_EXAMPLE_COLUMNS = [
-    "example_id", "label", "prediction", "margin", "lipschitz_bound", "body_bound",
-    "radius_prop1", "certified_radius", "radius_global_grad", "radius_local_grad",
+    "example_id", "label", "prediction", "margin", "lipschitz_bound", "body_bound", "rounding_slack",
+    "radius_prop1", "certified_radius", "radius_without_rounding", "radius_global_grad", "radius_local_grad",
     # then <attack>_distance, <attack>_success per attack, min_attack_distance, min_attack
 ]
 ALL_ATTACKS = "all_attacks"  # metric prefix of the smallest distance over the attacks
@@ -39,6 +39,11 @@ def run_metrics(examples: pd.DataFrame, radii: Sequence[float]) -> dict[str, flo
         "median_certified_radius": float(examples["certified_radius"].median()),
         "median_min_attack_distance": float(examples["min_attack_distance"].median()),
     }
+    if "radius_without_rounding" in examples:  # what floating-point soundness costs (lmt.certify)
+        exact = examples["radius_without_rounding"]
+        positive = exact > 0
+        loss = 1 - examples.loc[positive, "certified_radius"] / exact[positive]
+        metrics["median_rounding_radius_loss"] = float(loss.median()) if positive.any() else 0.0
     for a in attacks:
         metrics[f"median_{a}_distance"] = float(distances[a].median())
         metrics[f"{a}_success_rate"] = float(examples[f"{a}_success"].astype(bool).mean())
