@@ -148,6 +148,7 @@ def gradient_bounds_stage(
 ) -> pd.DataFrame:
     """(B) and (C) of the inequality chain for every test example (lmt.analysis)."""
     started = time.perf_counter()
+    load_plugins(config["plugins"])
     device = choose_device(config["training"]["device"])
     dataset = load_dataset(config["data"])
     trained = load_trained(model_path, device)
