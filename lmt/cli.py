@@ -28,35 +28,36 @@ def _run(args: argparse.Namespace) -> None:
             _run_experiment(settings, args)
 
 
-def _run_experiment(config: dict, args: argparse.Namespace) -> None:
-    from lmt import pipeline
+def _run_experiment(experiment: dict, args: argparse.Namespace) -> None:
+    from lmt import pipeline, stage_config
 
-    methods = [args.method] if args.method else list(config["methods"])
-    seeds = [args.seed] if args.seed is not None else config["seeds"]
-    unknown = [m for m in methods if m not in config["methods"]]
+    methods = [args.method] if args.method else list(experiment["methods"])
+    seeds = [args.seed] if args.seed is not None else experiment["seeds"]
+    unknown = [m for m in methods if m not in experiment["methods"]]
     if unknown:
-        raise ConfigError(f"--method {unknown[0]!r} is not among the configured methods {list(config['methods'])}")
-    experiment = config["experiment"]
+        raise ConfigError(f"--method {unknown[0]!r} is not among the configured methods {list(experiment['methods'])}")
+    name = experiment["experiment"]
     runs = [(m, s) for m in methods for s in seeds]
-    examples = []
     for method, seed in runs:
-        d = Path(run_dir(experiment, method, seed))
-        print(f"== {experiment}: {method} seed {seed}", flush=True)
+        d = Path(run_dir(name, method, seed))
+        model = str(d / "model.pt")
+        print(f"== {name}: {method} seed {seed}", flush=True)
         if args.force or not (d / "model.pt").exists():
-            pipeline.train_stage(config, method, seed, str(d / "model.pt"), str(d / "train_log.csv"), str(d / "resume.pt"))
-        pipeline.certify_stage(config, str(d / "model.pt"), str(d / "certified.csv"), str(d / "bounds.json"))
-        attack_csvs = {label: str(d / f"attack_{label}.csv") for label in config["attack"]["attacks"]}
+            pipeline.train_stage(stage_config.train(experiment, method, seed), model, str(d / "train_log.csv"),
+                                 str(d / "resume.pt"))
+        pipeline.certify_stage(stage_config.certify(experiment), model, str(d / "certified.csv"), str(d / "bounds.json"))
+        attack_csvs = {label: str(d / f"attack_{label}.csv") for label in experiment["attack"]["attacks"]}
         for label, path in attack_csvs.items():
-            pipeline.attack_stage(config, str(d / "model.pt"), label, path)
-        pipeline.gradient_bounds_stage(config, str(d / "model.pt"), str(d / "gradient_bounds.csv"), str(d / "gradient_bounds.json"))
+            pipeline.attack_stage(stage_config.attack(experiment, label), model, path)
+        pipeline.gradient_bounds_stage(stage_config.gradient_bounds(experiment), model,
+                                       str(d / "gradient_bounds.csv"), str(d / "gradient_bounds.json"))
         pipeline.merge_stage(
             str(d / "certified.csv"), str(d / "gradient_bounds.csv"), attack_csvs, str(d / "examples.csv"),
-            f"{experiment}/{method}/seed{seed}",
+            f"{name}/{method}/seed{seed}",
         )
-        examples.append(str(d / "examples.csv"))
     from lmt.report.stages import report_experiment
 
-    for table in report_experiment(config, runs):
+    for table in report_experiment(experiment, runs):
         print(Path(table).read_text())
 
 

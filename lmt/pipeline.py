@@ -1,7 +1,8 @@
 """The stages of one run as functions from files to files: train, certify, attack (one per
 configured attack), gradient bounds (the inequality chain), merge (with the soundness gate).
 The experiment-level tables and figures are in :mod:`lmt.report.stages`. The Snakemake scripts
-and the ``lmt-bench`` CLI are thin adapters over these.
+and the ``lmt-bench`` CLI are thin adapters over these. Each stage takes the subset of the
+experiment's settings that it reads (:mod:`lmt.stage_config`), not the whole experiment.
 
 Every output is written atomically, with a provenance record beside it (``*.provenance.json``).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,10 @@ from lmt.io import write_csv, write_json
 from lmt.methods import load_plugins
 from lmt.provenance import record
 from lmt.numerics import strict_float32
-from lmt.soundness import SoundnessError, attack_labels, check_soundness, require_finite, require_finite_bound, require_finite_parameters  # noqa: F401 (re-exported)
+from lmt.soundness import (  # noqa: F401 (re-exported)
+    SoundnessError, attack_labels, check_soundness, require_finite, require_finite_bound, require_finite_parameters,
+)
+from lmt.stage_config import StageConfig
 from lmt.train import TrainSettings, load_trained, predict, train
 
 
@@ -34,23 +38,20 @@ def _provenance_path(path: str | Path) -> Path:
 
 
 def train_stage(
-    config: dict[str, Any], run_name: str, seed: int, model_path: str, log_path: str,
-    resume_path: str | None = None, progress: bool = True,
+    config: StageConfig, model_path: str, log_path: str, resume_path: str | None = None, progress: bool = True,
 ) -> None:
+    """Train the run that ``config`` (:func:`lmt.stage_config.train`) names: its method, seed."""
     started = time.perf_counter()
     strict_float32()
     load_plugins(config["plugins"])
     dataset = load_dataset(config["data"])
     training = dict(config["training"], lr_milestones=tuple(config["training"]["lr_milestones"]))
-    settings = TrainSettings(**training, seed=seed)
+    settings = TrainSettings(**training, seed=config["seed"])
     trained = train(
-        config["model"], dataset, run_name, config["methods"][run_name], settings,
+        config["model"], dataset, config["method"], config["method_params"], settings,
         model_path, log_path, resume_path=resume_path, progress=progress,
     )
-    write_json(
-        _provenance_path(model_path),
-        record(config, trained.info["device"], time.perf_counter() - started, run=run_name, seed=seed),
-    )
+    write_json(_provenance_path(model_path), record(config, trained.info["device"], time.perf_counter() - started))
     if resume_path is not None:
         # The finished model supersedes the epoch checkpoint; a forced rerun starts afresh.
         Path(resume_path).unlink(missing_ok=True)
@@ -61,14 +62,14 @@ def run_label(info: dict[str, Any]) -> str:
     return f"{info['run_name']} (seed {info['settings']['seed']})"
 
 
-def certify_stage(config: dict[str, Any], model_path: str, out_csv: str, bounds_json: str) -> pd.DataFrame:
+def certify_stage(config: StageConfig, model_path: str, out_csv: str, bounds_json: str) -> pd.DataFrame:
     """Per-example margins and certified radii (Prop. 1 and Prop. 2) on the test split, sound
     for the float32 network (lmt.certify); the per-layer bound comparison of Fig. 3 goes to
     ``layer_bounds.csv`` beside ``bounds_json``. Anything non-finite is an error, never a radius."""
     started = time.perf_counter()
     strict_float32()
     load_plugins(config["plugins"])
-    device = choose_device(config["training"]["device"])
+    device = choose_device(config["device"])
     dataset = load_dataset(config["data"])
     trained = load_trained(model_path, device)
     label = run_label(trained.info)
@@ -113,27 +114,20 @@ def certify_stage(config: dict[str, Any], model_path: str, out_csv: str, bounds_
     return frame
 
 
-def _attack_examples(config: dict[str, Any], n_test: int) -> int:
-    """How many test examples (the first ones) are attacked."""
-    return config["attack"]["n_examples"] or n_test
-
-
-def attack_stage(
-    config: dict[str, Any], model_path: str, attack_label: str, out_csv: str, progress: bool = True
-) -> pd.DataFrame:
-    """Per-example minimal distances of one configured attack on the first
-    ``attack.n_examples`` test examples: columns ``<label>_distance``, ``<label>_success``."""
+def attack_stage(config: StageConfig, model_path: str, out_csv: str, progress: bool = True) -> pd.DataFrame:
+    """Per-example minimal distances of the attack that ``config`` (:func:`lmt.stage_config.attack`)
+    names, on the first ``attack.n_examples`` test examples: columns ``<label>_distance``,
+    ``<label>_success``."""
     started = time.perf_counter()
     strict_float32()
     load_plugins(config["plugins"])
-    device = choose_device(config["training"]["device"])
+    device = choose_device(config["device"])
     dataset = load_dataset(config["data"])
     trained = load_trained(model_path, device)
     spec = config["attack"]
-    if attack_label not in spec["attacks"]:
-        raise KeyError(f"attack {attack_label!r} is not configured; configured: {list(spec['attacks'])}")
-    attack = attacks.create_attack(attack_label, spec["attacks"][attack_label])
-    n = _attack_examples(config, len(dataset.test))
+    attack_label = spec["name"]
+    attack = attacks.create_attack(attack_label, spec["budget"])
+    n = spec["n_examples"] or len(dataset.test)
     torch.manual_seed(spec["seed"])
     result = attacks.minimal_l2(
         trained.model, dataset.test.x[:n], dataset.test.y[:n], attack, spec["batch_size"], device, progress
@@ -148,19 +142,19 @@ def attack_stage(
     write_csv(out_csv, frame)
     write_json(
         _provenance_path(out_csv),
-        record(config, describe(device), time.perf_counter() - started, attack=attack_label, budget=result.budget,
-               n_examples=n, batch_size=spec["batch_size"], seed=spec["seed"]),
+        record(config, describe(device), time.perf_counter() - started, budget=result.budget, n_examples=n),
     )
     return frame
 
 
 def gradient_bounds_stage(
-    config: dict[str, Any], model_path: str, out_csv: str, out_json: str, progress: bool = True
+    config: StageConfig, model_path: str, out_csv: str, out_json: str, progress: bool = True
 ) -> pd.DataFrame:
     """(B) and (C) of the inequality chain for every test example (lmt.analysis)."""
     started = time.perf_counter()
     strict_float32()
-    device = choose_device(config["training"]["device"])
+    load_plugins(config["plugins"])
+    device = choose_device(config["device"])
     dataset = load_dataset(config["data"])
     trained = load_trained(model_path, device)
     settings = config["chain"]

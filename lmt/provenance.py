@@ -41,7 +41,8 @@ def git_revision() -> str:
 
 
 def record(config: dict[str, Any], device: str, wall_time_s: float, **extra: Any) -> dict[str, Any]:
-    """One provenance record, stored next to the result it describes."""
+    """One provenance record, stored next to the result it describes; ``config`` is the subset
+    of the experiment's settings that the stage read (:mod:`lmt.stage_config`)."""
     return {
         "config": config,
         "packages": package_versions(),

@@ -29,11 +29,6 @@ def snakemake_job(snakemake: Any) -> Iterator[None]:
             raise
 
 
-def job_config(snakemake: Any) -> dict[str, Any]:
-    """The resolved settings of the job's experiment (validated in workflow/rules/common.smk)."""
-    return snakemake.config["experiments"][snakemake.wildcards.experiment]
-
-
 def run_labels(runs: Any) -> list[tuple[str, int]]:
     """Snakemake params arrive as lists; restore (method, seed) tuples."""
     return [(str(method), int(seed)) for method, seed in runs]

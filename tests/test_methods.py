@@ -8,6 +8,7 @@ import textwrap
 import pytest
 import torch
 
+from lmt import stage_config
 from lmt.attacks import CWBudget, minimal_l2
 from lmt.bounds import CertifySettings
 from lmt.certify import radius_prop2
@@ -130,15 +131,17 @@ TOY_METHOD = textwrap.dedent('''
 def test_readme_guide_toy_method_trains_and_certifies(tmp_path, monkeypatch) -> None:
     (tmp_path / "my_lmt_plugin.py").write_text(TOY_METHOD)
     monkeypatch.syspath_prepend(str(tmp_path))
-    config = validate_config({
+    experiment = validate_config({
         "plugins": ["my_lmt_plugin"],
         "data": {"n_train": 500, "n_test_embedded": 200},
         "training": {"epochs": 1, "device": "cpu"},
         "methods": {"my_method": {"strength": 0.05}},
         "certify": {"n_iter": 200, "n_starts": 2},
     })["experiments"]["default"]
-    train_stage(config, "my_method", 0, str(tmp_path / "model.pt"), str(tmp_path / "log.csv"), progress=False)
-    frame = certify_stage(config, str(tmp_path / "model.pt"), str(tmp_path / "certified.csv"), str(tmp_path / "bounds.json"))
+    train_stage(stage_config.train(experiment, "my_method", 0), str(tmp_path / "model.pt"), str(tmp_path / "log.csv"),
+                progress=False)
+    frame = certify_stage(stage_config.certify(experiment), str(tmp_path / "model.pt"), str(tmp_path / "certified.csv"),
+                          str(tmp_path / "bounds.json"))
     assert len(frame) == 200 and (frame["certified_radius"] >= 0).all()
     with pytest.raises(ConfigError, match="strenght"):
         validate_config({"plugins": ["my_lmt_plugin"], "methods": {"my_method": {"strenght": 1}}})

@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from lmt.checkpoint import RESUME, CheckpointError, load_checkpoint
+from lmt import stage_config
 from lmt.config import validate_config
 from lmt.pipeline import train_stage
 from tests.conftest import REPO
@@ -73,8 +74,8 @@ def test_killed_training_resumes_to_the_uninterrupted_checkpoint(tmp_path) -> No
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the Snakemake job (threads: 1): same float reduction order
     try:
-        settings = validate_config(CONFIG)["experiments"]["killed"]
-        train_stage(settings, "lmt", 0, str(reference), str(tmp_path / "ref.csv"), progress=False)
+        settings = stage_config.train(validate_config(CONFIG)["experiments"]["killed"], "lmt", 0)
+        train_stage(settings, str(reference), str(tmp_path / "ref.csv"), progress=False)
     finally:
         torch.set_num_threads(threads)
     resumed, uninterrupted = (torch.load(p, weights_only=True) for p in (tmp_path / TARGET, reference))

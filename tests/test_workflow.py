@@ -109,7 +109,11 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
     assert {"cw_accuracy@1", "certified_accuracy@1"} <= set(table1.columns)
     assert "39.9" in (root / "tables" / "published.md").read_text()
     provenance = json.loads((root / "tables" / "table1.provenance.json").read_text())
-    assert provenance["config"]["attack"]["attacks"]["cw"]["steps"] == 20 and provenance["git_revision"]
+    # Each record holds the settings its stage read (lmt.stage_config), e.g. the attack's budget.
+    assert provenance["config"] == {"report": {"radii": [0.5, 1.0, 1.58], "table1_attack": "cw"}}
+    assert provenance["git_revision"]
+    attacked = json.loads((root / "runs" / "lmt" / "seed0" / "attack_cw.provenance.json").read_text())
+    assert attacked["config"]["attack"]["budget"]["steps"] == 20 and attacked["config"]["attack"]["n_examples"] == 40
     report = tmp_path / "report.html"
     built = _snakemake("--configfile", str(cfg), "--directory", str(tmp_path), "--report", str(report))
     assert built.returncode == 0, built.stderr[-4000:]

@@ -1,21 +1,23 @@
 """The experiment-level stages: every table and figure of one experiment from its runs' files.
 
-Shared by the Snakemake rules (workflow/rules/report.smk) and the ``lmt-bench`` CLI. Tables go
-to ``<stem>.csv``/``.md``/``.tex``, figures to ``<stem>.png``/``.pdf``; each output set gets a
-``<stem>.provenance.json`` (config with the attack budgets, package versions, git revision,
-device, wall time, inputs). Every file is written atomically.
+Shared by the Snakemake rules (workflow/rules/analysis.smk, report.smk) and the ``lmt-bench``
+CLI. Each stage takes the subset of the experiment's settings that it reads
+(:mod:`lmt.stage_config`). Tables go to ``<stem>.csv``/``.md``/``.tex``, figures to
+``<stem>.png``/``.pdf``; each output set gets a ``<stem>.provenance.json`` (that subset,
+package versions, git revision, device, wall time, inputs). Every file is written atomically.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
+from lmt import stage_config
 from lmt.data import load_dataset
 from lmt.io import atomic_path, write_csv, write_json
 from lmt.methods import load_plugins
@@ -29,7 +31,6 @@ from lmt.report.perturbations import PerturbationPanel, certified_perturbation_f
 from lmt.report.published import PUBLISHED, comparison_display, comparison_table
 from lmt.report.scatter_figure import plot_certified_vs_attack
 from lmt.report.tables import (
-    ALL_ATTACKS,
     CHAIN_NOTE,
     attack_display,
     attack_table,
@@ -42,6 +43,7 @@ from lmt.report.tables import (
     table1_display,
 )
 from lmt.soundness import attack_labels
+from lmt.stage_config import StageConfig
 from lmt.train import load_trained
 
 FIGURE_FORMATS = ("png", "pdf")
@@ -55,7 +57,7 @@ def read_runs(paths: Sequence[str], labels: Sequence[tuple[str, int]]) -> Runs:
     return [(method, seed, pd.read_csv(path)) for path, (method, seed) in zip(paths, labels)]
 
 
-def _provenance(stem: str | Path, config: dict[str, Any], started: float, inputs: Sequence[str]) -> None:
+def _provenance(stem: str | Path, config: StageConfig, started: float, inputs: Sequence[str]) -> None:
     write_json(
         Path(f"{stem}.provenance.json"),
         record(config, "cpu", time.perf_counter() - started, inputs=[str(p) for p in inputs]),
@@ -71,15 +73,8 @@ def save_figure(fig: Any, stem: str | Path) -> None:
     plt.close(fig)
 
 
-def table1_attack(config: dict[str, Any]) -> str:
-    """The attack of Table 1: ``report.table1_attack`` if the experiment runs it, else the
-    smallest distance over all attacks."""
-    wanted = config["report"]["table1_attack"]
-    return wanted if wanted in config["attack"]["attacks"] else ALL_ATTACKS
-
-
 def aggregate_stage(
-    config: dict[str, Any], example_paths: Sequence[str], labels: Sequence[tuple[str, int]],
+    config: StageConfig, example_paths: Sequence[str], labels: Sequence[tuple[str, int]],
     metrics_csv: str, summary_stem: str, attacks_stem: str, table1_stem: str,
 ) -> pd.DataFrame:
     """Long metrics per run; the per-method summary; the per-(method, attack) table; Table 1."""
@@ -96,7 +91,7 @@ def aggregate_stage(
     write_table(attacks_stem, per_attack, attack_display(per_attack),
                 "Accuracy under each attack (distance > r) and median distance per method.",
                 "Means over seeds; all_attacks: the smallest distance over every attack.")
-    attack = table1_attack(config)
+    attack = config["report"]["table1_attack"]
     first = table1(summary, attack, radii)
     write_table(table1_stem, first, table1_display(first, attack, radii),
                 f"Table 1: clean accuracy, accuracy under {attack} (distance > r) and certified fraction (radius ≥ r).",
@@ -107,7 +102,7 @@ def aggregate_stage(
 
 
 def chain_stage(
-    config: dict[str, Any], example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
+    config: StageConfig, example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
 ) -> pd.DataFrame:
     """Ratios (B)/(A), (C)/(B), (D)/(C) of the inequality chain per (method, seed)."""
     started = time.perf_counter()
@@ -117,7 +112,7 @@ def chain_stage(
     return table
 
 
-def published_stage(config: dict[str, Any], summary_csv: str, chain_csv: str, stem: str) -> pd.DataFrame:
+def published_stage(config: StageConfig, summary_csv: str, chain_csv: str, stem: str) -> pd.DataFrame:
     """Verified published numbers of ``report.published`` beside ours."""
     started = time.perf_counter()
     table = comparison_table(config["report"]["published"], pd.read_csv(summary_csv), pd.read_csv(chain_csv))
@@ -129,7 +124,7 @@ def published_stage(config: dict[str, Any], summary_csv: str, chain_csv: str, st
 
 
 def accuracy_figure_stage(
-    config: dict[str, Any], example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
+    config: StageConfig, example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
 ) -> None:
     """Certified and under-attack accuracy over [0, 1.5 × the largest tabulated radius]."""
     started = time.perf_counter()
@@ -140,7 +135,7 @@ def accuracy_figure_stage(
 
 
 def bound_comparison_stage(
-    config: dict[str, Any], layer_bound_paths: Sequence[str], labels: Sequence[tuple[str, int]],
+    config: StageConfig, layer_bound_paths: Sequence[str], labels: Sequence[tuple[str, int]],
     figure_stem: str, table_stem: str,
 ) -> None:
     """Fig. 3 and its table: per-layer and network bounds by every method."""
@@ -157,7 +152,7 @@ def bound_comparison_stage(
         _provenance(stem, config, started, layer_bound_paths)
 
 
-def _published_ratios(config: dict[str, Any]) -> dict[tuple[str, str], float]:
+def _published_ratios(config: StageConfig) -> dict[tuple[str, str], float]:
     chosen = config["report"]["published"]
     return {
         (n.method, n.metric[len("chain:"):]): n.value
@@ -167,7 +162,7 @@ def _published_ratios(config: dict[str, Any]) -> dict[tuple[str, str], float]:
 
 
 def chain_figure_stage(
-    config: dict[str, Any], example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
+    config: StageConfig, example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
 ) -> None:
     """Fig. 4: the chain ratios per example, with the paper's medians where verified."""
     started = time.perf_counter()
@@ -177,7 +172,7 @@ def chain_figure_stage(
 
 
 def scatter_figure_stage(
-    config: dict[str, Any], example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
+    config: StageConfig, example_paths: Sequence[str], labels: Sequence[tuple[str, int]], stem: str
 ) -> None:
     """Certified radius against the smallest attack distance, per example."""
     started = time.perf_counter()
@@ -186,7 +181,7 @@ def scatter_figure_stage(
 
 
 def perturbation_figure_stage(
-    config: dict[str, Any], model_paths: Sequence[str], example_paths: Sequence[str],
+    config: StageConfig, model_paths: Sequence[str], example_paths: Sequence[str],
     labels: Sequence[tuple[str, int]], stem: str,
 ) -> None:
     """Fig. 5: for the first seed of each method, the first ``report.n_perturbation_examples``
@@ -221,24 +216,27 @@ def perturbation_figure_stage(
     _provenance(stem, config, started, [*model_paths, *example_paths])
 
 
-def report_experiment(config: dict[str, Any], labels: Sequence[tuple[str, int]]) -> list[str]:
-    """Every table and figure of one experiment from the runs' files at their standard paths
-    (what the Snakemake rules produce); returns the Markdown tables' paths."""
-    experiment = config["experiment"]
-    runs = [run_dir(experiment, method, seed) for method, seed in labels]
+def report_experiment(experiment: Mapping[str, Any], labels: Sequence[tuple[str, int]]) -> list[str]:
+    """Every table and figure of one experiment (its whole resolved settings) from the runs'
+    files at their standard paths (what the Snakemake rules produce), each stage given its
+    subset of the settings; returns the Markdown tables' paths."""
+    name = experiment["experiment"]
+    runs = [run_dir(name, method, seed) for method, seed in labels]
     examples = [f"{d}/examples.csv" for d in runs]
-    table, figure = (lambda name: table_stem(experiment, name)), (lambda name: figure_stem(experiment, name))
-    aggregate_stage(config, examples, labels, f"{table('metrics')}.csv", table("summary"), table("attacks"), table("table1"))
-    chain_stage(config, examples, labels, table("inequality_chain"))
-    written = [table(name) for name in ("table1", "summary", "attacks", "inequality_chain")]
-    if config["report"]["published"] is not None:
-        published_stage(config, f"{table('summary')}.csv", f"{table('inequality_chain')}.csv", table("published"))
+    table, figure = (lambda t: table_stem(name, t)), (lambda f: figure_stem(name, f))
+    aggregate_stage(stage_config.aggregate(experiment), examples, labels, f"{table('metrics')}.csv",
+                    table("summary"), table("attacks"), table("table1"))
+    chain_stage(stage_config.inequality_chain(experiment), examples, labels, table("inequality_chain"))
+    written = [table(t) for t in ("table1", "summary", "attacks", "inequality_chain")]
+    if experiment["report"]["published"] is not None:
+        published_stage(stage_config.published_comparison(experiment), f"{table('summary')}.csv",
+                        f"{table('inequality_chain')}.csv", table("published"))
         written.append(table("published"))
-    accuracy_figure_stage(config, examples, labels, figure("accuracy_vs_radius"))
-    chain_figure_stage(config, examples, labels, figure("inequality_chain"))
-    scatter_figure_stage(config, examples, labels, figure("certified_vs_attack"))
-    bound_comparison_stage(config, [f"{d}/layer_bounds.csv" for d in runs], labels,
+    accuracy_figure_stage(stage_config.accuracy_figure(experiment), examples, labels, figure("accuracy_vs_radius"))
+    chain_figure_stage(stage_config.chain_figure(experiment), examples, labels, figure("inequality_chain"))
+    scatter_figure_stage(stage_config.titled_figure(experiment), examples, labels, figure("certified_vs_attack"))
+    bound_comparison_stage(stage_config.titled_figure(experiment), [f"{d}/layer_bounds.csv" for d in runs], labels,
                            figure("bound_comparison"), table("bound_comparison"))
-    perturbation_figure_stage(config, [f"{d}/model.pt" for d in runs], examples, labels,
-                              figure("certified_perturbations"))
+    perturbation_figure_stage(stage_config.perturbation_figure(experiment), [f"{d}/model.pt" for d in runs],
+                              examples, labels, figure("certified_perturbations"))
     return [f"{stem}.md" for stem in written]

@@ -13,7 +13,7 @@ rule aggregate:
         **{f"table1_{k}": v for k, v in table("table1", "table1.rst").items()},
     params:
         runs=run_labels,
-        report=experiment_setting("report"),
+        settings=stage_settings(stage_config.aggregate),
     log:
         LOGS + "/aggregate.log",
     script:
@@ -28,6 +28,7 @@ rule inequality_chain:
         **table("inequality_chain", "inequality_chain.rst"),
     params:
         runs=run_labels,
+        settings=stage_settings(stage_config.inequality_chain),
     log:
         LOGS + "/inequality_chain.log",
     script:
@@ -42,7 +43,7 @@ rule published_comparison:
     output:
         **table("published", "published.rst"),
     params:
-        published=experiment_setting("report", "published"),
+        settings=stage_settings(stage_config.published_comparison),
     log:
         LOGS + "/published_comparison.log",
     script:

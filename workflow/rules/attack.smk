@@ -7,8 +7,7 @@ rule attack:
         examples=RUN + "/attack_{attack}.csv",
         provenance=RUN + "/attack_{attack}.provenance.json",
     params:
-        budget=attack_budget,
-        shared=attack_settings,
+        settings=stage_settings(stage_config.attack, "attack"),
     log:
         LOGS + "/attack/{method}_seed{seed}_{attack}.log",
     benchmark:
@@ -29,7 +28,7 @@ rule gradient_bounds:
         examples=RUN + "/gradient_bounds.csv",
         bounds=RUN + "/gradient_bounds.json",
     params:
-        settings=experiment_setting("chain"),
+        settings=stage_settings(stage_config.gradient_bounds),
     log:
         LOGS + "/gradient_bounds/{method}_seed{seed}.log",
     benchmark:

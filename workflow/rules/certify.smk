@@ -7,6 +7,8 @@ rule certify:
         examples=RUN + "/certified.csv",
         bounds=RUN + "/bounds.json",
         layer_bounds=RUN + "/layer_bounds.csv",  # written by certify_stage beside bounds.json
+    params:
+        settings=stage_settings(stage_config.certify),
     log:
         LOGS + "/certify/{method}_seed{seed}.log",
     benchmark:

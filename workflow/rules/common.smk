@@ -3,6 +3,7 @@ import re
 
 from snakemake.exceptions import WorkflowError
 
+from lmt import stage_config
 from lmt.config import ConfigError, validate_config
 from lmt.paths import experiment_outputs, results_dir, run_dir
 
@@ -53,14 +54,14 @@ def run_labels(wildcards):
     return runs_of(wildcards.experiment)
 
 
-def experiment_setting(*keys):
-    """Params function: a setting of the job's experiment, e.g. ("report", "radii")."""
+def stage_settings(subset, *selection):
+    """Params function: what the job's stage reads of its experiment's settings, by ``subset``
+    (a function of lmt/stage_config.py) given the job's ``selection`` wildcards (method, seed,
+    attack). Every rule passes it as its ``settings`` param and its script hands it to the
+    stage, so a changed setting reruns exactly the jobs that read it (rerun trigger ``params``)."""
 
     def value(wildcards):
-        node = EXPERIMENTS[wildcards.experiment]
-        for key in keys:
-            node = node[key]
-        return node
+        return subset(EXPERIMENTS[wildcards.experiment], *(getattr(wildcards, name) for name in selection))
 
     return value
 
@@ -77,17 +78,6 @@ def attack_outputs(pattern):
         return [pattern.format(**wildcards, attack=a) for a in attack_names(wildcards)]
 
     return inputs
-
-
-def attack_budget(wildcards):
-    """The budget of one configured attack (a rule param, so a changed budget reruns it)."""
-    return EXPERIMENTS[wildcards.experiment]["attack"]["attacks"][wildcards.attack]
-
-
-def attack_settings(wildcards):
-    """What every attack of the experiment shares: examples, batch size, seed."""
-    attack = EXPERIMENTS[wildcards.experiment]["attack"]
-    return {k: v for k, v in attack.items() if k != "attacks"}
 
 
 def final_outputs():

@@ -11,7 +11,7 @@ rule plot_accuracy_vs_radius:
         **figure("accuracy_vs_radius", "accuracy_vs_radius.rst"),
     params:
         runs=run_labels,
-        radii=experiment_setting("report", "radii"),
+        settings=stage_settings(stage_config.accuracy_figure),
     log:
         LOGS + "/plot_accuracy_vs_radius.log",
     script:
@@ -26,7 +26,7 @@ rule plot_inequality_chain:
         **figure("inequality_chain", "inequality_chain_figure.rst"),
     params:
         runs=run_labels,
-        published=experiment_setting("report", "published"),
+        settings=stage_settings(stage_config.chain_figure),
     log:
         LOGS + "/plot_inequality_chain.log",
     script:
@@ -41,6 +41,7 @@ rule plot_certified_vs_attack:
         **figure("certified_vs_attack", "certified_vs_attack.rst"),
     params:
         runs=run_labels,
+        settings=stage_settings(stage_config.titled_figure),
     log:
         LOGS + "/plot_certified_vs_attack.log",
     script:
@@ -56,6 +57,7 @@ rule bound_comparison:
         **{f"table_{k}": v for k, v in table("bound_comparison", "bound_comparison.rst").items()},
     params:
         runs=run_labels,
+        settings=stage_settings(stage_config.titled_figure),
     log:
         LOGS + "/bound_comparison.log",
     script:
@@ -71,7 +73,7 @@ rule plot_certified_perturbations:
         **figure("certified_perturbations", "certified_perturbations.rst"),
     params:
         runs=run_labels,
-        report=experiment_setting("report"),
+        settings=stage_settings(stage_config.perturbation_figure),
     log:
         LOGS + "/plot_certified_perturbations.log",
     threads: 1

@@ -5,6 +5,7 @@ rule train:
         log=RUN + "/train_log.csv",
         provenance=RUN + "/model.provenance.json",
     params:
+        settings=stage_settings(stage_config.train, "method", "seed"),
         resume=RUN + "/resume.pt",
     log:
         LOGS + "/train/{method}_seed{seed}.log",

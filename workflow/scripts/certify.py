@@ -1,11 +1,11 @@
 """Snakemake adapter: certified radii of one trained model."""
 
 from lmt.pipeline import certify_stage
-from lmt.script_support import job_config, snakemake_job
+from lmt.script_support import snakemake_job
 
 with snakemake_job(snakemake):  # noqa: F821 (injected by Snakemake)
     certify_stage(
-        job_config(snakemake),  # noqa: F821
+        snakemake.params.settings,  # noqa: F821
         snakemake.input.model,  # noqa: F821
         snakemake.output.examples,  # noqa: F821
         snakemake.output.bounds,  # noqa: F821
