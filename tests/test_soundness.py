@@ -219,3 +219,98 @@ def test_gate_ignores_the_body_bound_of_prop1_certificates(tmp_path) -> None:
     certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [INF] * 4, body_bound=[NAN] * 4,
                                                certificate=["prop1"] * 4)
     merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
+
+
+# --- The certify stage fails closed --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory):
+    """A 1-epoch LMT model on 200 digits and the certify stage's settings (20 test digits)."""
+    from lmt import stage_config
+    from lmt.config import validate_config
+    from lmt.pipeline import train_stage
+
+    experiment = validate_config({
+        "data": {"n_train": 200, "n_test_embedded": 20}, "training": {"epochs": 1},
+        "methods": {"lmt": {"c": 1.0}},
+    })["experiments"]["default"]
+    out = tmp_path_factory.mktemp("tiny_run")
+    train_stage(stage_config.train(experiment, "lmt", 0), str(out / "model.pt"), str(out / "log.csv"), progress=False)
+    return out / "model.pt", stage_config.certify(experiment)
+
+
+def _broken_model(tmp_path, model_path, edit) -> str:
+    from lmt.checkpoint import MODEL, load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(model_path, MODEL)
+    edit(state)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, MODEL, state)
+    return str(path)
+
+
+def test_certify_stage_writes_float_sound_radii(tmp_path, tiny_run) -> None:
+    import json
+
+    import pandas as pd
+
+    from lmt.pipeline import certify_stage
+
+    model_path, settings = tiny_run
+    frame = certify_stage(settings, str(model_path), str(tmp_path / "certified.csv"), str(tmp_path / "bounds.json"))
+    assert (frame["certified_radius"] <= frame["radius_without_rounding"]).all()
+    assert (frame["rounding_slack"] > 0).all()
+    assert pd.read_csv(tmp_path / "certified.csv")["certified_radius"].tolist() == frame["certified_radius"].tolist()
+    rounding = json.loads((tmp_path / "bounds.json").read_text())["rounding"]
+    assert 0 <= rounding["median_relative_radius_loss"] <= 1
+    assert json.loads((tmp_path / "bounds.json").read_text())["provenance"]["float_settings"]["cudnn_conv_fp32_precision"] == "ieee"
+
+
+def test_certify_stage_rejects_a_model_with_nan_weights(tmp_path, tiny_run) -> None:
+    from lmt.pipeline import certify_stage
+    from lmt.soundness import NonFiniteError
+
+    model_path, settings = tiny_run
+
+    def poison(state):
+        state["model"]["5.weight"][3, 7] = float("nan")
+
+    broken = _broken_model(tmp_path, model_path, poison)
+    with pytest.raises(NonFiniteError, match=r"lmt \(seed 0\).*'5\.weight'"):
+        certify_stage(settings, broken, str(tmp_path / "certified.csv"), str(tmp_path / "bounds.json"))
+    assert not (tmp_path / "certified.csv").exists() and not (tmp_path / "bounds.json").exists()
+
+
+def test_certify_stage_rejects_an_infinite_bound_naming_the_layer(tmp_path, tiny_run, monkeypatch) -> None:
+    from lmt.bounds.layers import LinearBound
+    from lmt.bounds.registry import Certified
+    from lmt.pipeline import certify_stage
+    from lmt.soundness import NonFiniteError
+
+    model_path, settings = tiny_run
+    monkeypatch.setattr(LinearBound, "certify", lambda self, module, ctx: Certified(float("inf"), "broken"))
+    with pytest.raises(NonFiniteError, match=r"(?s)lmt \(seed 0\).*L_F.*inf.*5 \(Linear\)"):
+        certify_stage(settings, str(model_path), str(tmp_path / "certified.csv"), str(tmp_path / "bounds.json"))
+    assert not (tmp_path / "certified.csv").exists()
+
+
+def test_certify_stage_rejects_nan_logits_naming_the_examples(tmp_path, tiny_run, monkeypatch) -> None:
+    """A NaN margin (here: logits of examples 2 and 5 forced to NaN) is an error naming the
+    column and the example ids, not a radius of +inf or 0."""
+    from lmt.bounds import rounding
+    from lmt.pipeline import certify_stage
+    from lmt.soundness import NonFiniteError
+
+    model_path, settings = tiny_run
+    original = rounding.float64_forward
+
+    def nan_forward(*args, **kwargs):
+        activations = original(*args, **kwargs)
+        activations.logits[[2, 5]] = float("nan")
+        return activations
+
+    monkeypatch.setattr("lmt.certify.float64_forward", nan_forward)
+    with pytest.raises(NonFiniteError, match=r"(?s)lmt \(seed 0\).*'margin'.*ids: \[2, 5\]"):
+        certify_stage(settings, str(model_path), str(tmp_path / "certified.csv"), str(tmp_path / "bounds.json"))
+    assert not (tmp_path / "certified.csv").exists()
