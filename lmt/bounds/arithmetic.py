@@ -65,10 +65,13 @@ def scale_norm(factor: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tens
 
 
 def _as_factor(value: Any, ctx: BoundContext) -> torch.Tensor:
-    """The constant operand as a real tensor: float64 and detached in certify mode."""
+    """The constant operand as a real tensor: float64 and detached in certify mode (a Python
+    number is converted to float64 directly, not through the default dtype)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
         raise UnboundedOperationError(f"the constant operand {value!r} is not a real number or tensor")
-    factor = torch.as_tensor(value)
+    if not isinstance(value, torch.Tensor):
+        return torch.tensor(float(value), dtype=torch.float64 if ctx.mode == "certify" else None)
+    factor = value
     if factor.is_complex():
         raise UnboundedOperationError("a complex constant factor is not supported")
     if ctx.mode == "certify":
