@@ -263,6 +263,7 @@ EXACT_COMPOSITIONS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] =
     "cat(c, x)": (lambda: _ConstantFirst(), (3,)),
     "-3 pad(x)": (lambda: Lambda(lambda s, x: -3 * F.pad(x, (2, 1, 1, 1), mode="reflect")), (1, 3, 3)),
     "mean(x) * 2": (lambda: Lambda(lambda s, x: x.mean((1, 2)) * 2), (2, 3, 4)),
+    "3 adaptive_avg_pool2d(x)": (lambda: Lambda(lambda s, x: 3 * F.adaptive_avg_pool2d(x, (2, 1))), (2, 4, 3)),
     "(x - mean) / std": (_Normalise, (3, 2, 2)),
     "W x / 4, negated": (lambda: Lambda(lambda s, x: -(s.a(x) / 4), a=nn.Linear(4, 3)), (4,)),
     "2 BN(x)": (lambda: Lambda(lambda s, x: 2 * s.bn(x), bn=nn.BatchNorm2d(2)), (2, 2, 3)),
