@@ -87,7 +87,9 @@ class ScaleBound(LayerBound):
         self.divide = divide
 
     def factor(self, op: Any, ctx: BoundContext) -> torch.Tensor:
-        """c (multiplication) or 1/c (division), after checking which operand is the input."""
+        """c (multiplication) or 1/c (division), after checking which operand is the input;
+        in certify mode (also run once at tracing), that its entries are finite and non-zero
+        (not in training, where a check would wait for the device at every step)."""
         unknown = set(ctx.kwargs) - {"input", "other", "rounding_mode"}
         if unknown:
             raise UnboundedOperationError(f"unsupported arguments {sorted(unknown)}")
@@ -102,11 +104,10 @@ class ScaleBound(LayerBound):
                 "a constant divided by an input-dependent tensor has no global Lipschitz bound"
             )
         factor = _as_factor(resolve(operands[1 - position]), ctx)
-        if self.divide:
-            if bool((factor == 0).any()):
-                raise UnboundedOperationError("division by a constant with a zero entry")
-            factor = 1 / factor
-        if not bool(torch.isfinite(factor).all()):
+        if ctx.mode == "certify" and self.divide and bool((factor == 0).any()):
+            raise UnboundedOperationError("division by a constant with a zero entry")
+        factor = 1 / factor if self.divide else factor
+        if ctx.mode == "certify" and not bool(torch.isfinite(factor).all()):
             raise UnboundedOperationError("the constant factor is not finite")
         return factor
 
@@ -155,7 +156,7 @@ class MeanBound(ShapeBound):
 
     def count(self, ctx: BoundContext) -> int:
         """k: the number of entries each output averages."""
-        dims = ctx.argument(1, "dim", None)
+        dims = ctx.argument(1, "dim", ctx.kwargs.get("axis"))
         if isinstance(dims, int):
             dims = (dims,)
         ndim = len(ctx.input_shape) + 1
