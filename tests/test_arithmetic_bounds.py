@@ -125,7 +125,8 @@ def test_rounding_model_bounds_the_float32_error(name: str) -> None:
     exact = Lambda(fn, **{k: v.double() for k, v in members.items()})(x.double())
     error = (rounded - exact).flatten(1).norm(dim=1)
     allowed = _gamma(model_.terms) * (model_.gain * x.double().flatten(1).norm(dim=1) + model_.offset)
-    assert bool((error <= allowed).all()), f"{name}: error {float((error / allowed.clamp_min(1e-300)).max())}× the model"
+    worst = float((error / allowed.clamp_min(1e-300)).max())
+    assert bool((error <= allowed).all()), f"{name}: error {worst}× what the model allows"
     if model_.terms == 0:
         assert float(error.max()) == 0.0
     assert math.isfinite(model_.gain)

@@ -96,7 +96,9 @@ def check_network(
         row = rows[step.node]
         assert row["bound"] >= reference, f"{step.description}: {row['bound']!r} < exact {reference!r}"
         ceiling = 1 + 1e-6 if row["method"].startswith(EXACT_METHODS) else LOOSE
-        assert row["bound"] <= reference * ceiling, f"{step.description} ({row['method']}): {row['bound']!r} vs exact {reference!r}"
+        assert row["bound"] <= reference * ceiling, (
+            f"{step.description} ({row['method']}): {row['bound']!r} vs exact {reference!r}"
+        )
         return reference
 
     with eval_mode(model64), torch.no_grad():

@@ -189,7 +189,9 @@ def copy_count_norm(op: Any, ctx: BoundContext) -> float:
     return with_margin(math.sqrt(float(counts.max()))) if counts.numel() else 0.0
 
 
-_PAD_MODULES = [padding._ConstantPadNd, padding._ReflectionPadNd, padding._ReplicationPadNd, padding._CircularPadNd]
+_PAD_MODULES = [
+    padding._ConstantPadNd, padding._ReflectionPadNd, padding._ReplicationPadNd, padding._CircularPadNd,
+]
 
 
 @register_bound(F.pad, *_PAD_MODULES)
