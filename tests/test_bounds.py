@@ -20,7 +20,7 @@ def test_linear_certified_bound_is_exact(shape: tuple[int, int]) -> None:
     layer = nn.Linear(shape[1], shape[0])
     exact = float(torch.linalg.svdvals(layer.weight.detach().double())[0])
     bound = NetworkBound(nn.Sequential(layer), (shape[1],)).certified_bound()
-    assert bound.total == pytest.approx(exact, rel=1e-12)
+    assert exact <= bound.total <= exact * (1 + 2e-9)  # the SVD's rounding margin is 1e-9
     assert bound.layers[0]["method"] == "exact(svd)"
 
 
@@ -47,7 +47,7 @@ def test_wong_kolter_network_bound_is_product_of_exact_layer_norms() -> None:
     bound = network.certified_bound(CertifySettings(conv_method="power_iteration"))
     body = norms[0] * norms[2] * norms[5]
     assert bound.body >= body * (1 - 1e-12) and bound.body <= body * (1 + 2e-3)
-    assert bound.total == pytest.approx(bound.body * norms[7], rel=1e-9)
+    assert bound.total == pytest.approx(bound.body * norms[7], rel=1e-8)
     assert torch.equal(bound.head_weight, model[7].weight.detach().double())
     deterministic = network.certified_bound()  # guaranteed, and exact: small layers
     assert deterministic.body == pytest.approx(body, rel=1e-8) and deterministic.body >= body * (1 - 1e-12)
@@ -103,7 +103,7 @@ def test_residual_addition_adds_bounds() -> None:
     model = Residual()
     bound = NetworkBound(model, (6,)).certified_bound()
     inner = float(torch.linalg.svdvals(model.inner.weight.detach().double())[0])
-    assert bound.body == pytest.approx(1 + inner, rel=1e-12)
+    assert 1 + inner <= bound.body <= (1 + inner) * (1 + 2e-9)
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -32,9 +32,9 @@ def _random_bn(bn: nn.modules.batchnorm._BatchNorm, seed: int) -> nn.Module:
 def test_batchnorm_bound_is_exact(bn: nn.Module, shape: tuple[int, ...]) -> None:
     bn = _random_bn(bn, seed=len(shape))
     bound = NetworkBound(nn.Sequential(bn), shape).certified_bound()
-    assert bound.total == pytest.approx(exact_norm(bn, shape), rel=1e-12)
+    assert bound.total == pytest.approx(exact_norm(bn, shape), rel=1e-8)  # rounding margin 1e-9
     z = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
-    assert bound.total == pytest.approx(float(z.abs().max()), rel=1e-12)
+    assert bound.total == pytest.approx(float(z.abs().max()), rel=1e-8)
 
 
 def test_batchnorm_without_running_statistics_is_an_error() -> None:
@@ -167,7 +167,7 @@ def test_max_pool_bound_is_sqrt_of_largest_overlap(kwargs: dict) -> None:
     pool = nn.MaxPool2d(**kwargs)
     shape = (1, 9, 8)
     bound = NetworkBound(nn.Sequential(pool), shape).certified_bound().total
-    assert bound == pytest.approx(math.sqrt(_windows_per_pixel(pool, shape)), rel=1e-12)
+    assert bound == pytest.approx(math.sqrt(_windows_per_pixel(pool, shape)), rel=1e-8)
     torch.manual_seed(0)
     found = ascend_lipschitz_quotient(pool, torch.randn(32, *shape), steps=80, lr=0.1)
     assert found <= bound * (1 + 1e-6), "gradient ascent beat the bound"
@@ -178,7 +178,7 @@ def test_adaptive_max_pool_bound() -> None:
     pool = nn.AdaptiveMaxPool2d((3, 4))
     shape = (1, 7, 6)  # uneven windows that overlap
     bound = NetworkBound(nn.Sequential(pool), shape).certified_bound().total
-    assert bound == pytest.approx(math.sqrt(_windows_per_pixel(pool, shape)), rel=1e-12)
+    assert bound == pytest.approx(math.sqrt(_windows_per_pixel(pool, shape)), rel=1e-8)
     found = ascend_lipschitz_quotient(pool, torch.randn(32, *shape), steps=80, lr=0.1)
     assert bound * 0.9 <= found <= bound * (1 + 1e-6)
 
@@ -201,7 +201,7 @@ def test_average_pool_bound_dominates_exact_norm(pool: nn.Module, shape: tuple[i
     exact = exact_norm(pool, shape)
     assert bound >= exact * (1 - 1e-12)
     if exact_expected:
-        assert bound == pytest.approx(exact, rel=1e-9)
+        assert bound == pytest.approx(exact, rel=1e-8)
 
 
 @pytest.mark.parametrize("size,kernel,stride", [(32, 2, 2), (9, 3, 2), (8, 8, 8), (10, 3, 1), (12, 4, 2)])
@@ -209,7 +209,7 @@ def test_average_pool_bound_is_the_papers_formula_for_plain_windows(size: int, k
     """√n/√(kh·kw) (notes §2.5): global 8×8 pooling gives 1/8, a 2×2/2 pool 1/2."""
     bound = NetworkBound(nn.Sequential(nn.AvgPool2d(kernel, stride)), (1, size, size)).certified_bound().total
     n = Axis(size, kernel, stride).overlap ** 2
-    assert bound == pytest.approx(math.sqrt(n) / kernel, rel=1e-12)
+    assert bound == pytest.approx(math.sqrt(n) / kernel, rel=1e-8)
 
 
 def test_functional_pooling_is_bounded_with_its_arguments() -> None:
@@ -218,7 +218,7 @@ def test_functional_pooling_is_bounded_with_its_arguments() -> None:
             return torch.nn.functional.avg_pool2d(x, kernel_size=3, stride=1)
 
     bound = NetworkBound(Functional(), (1, 7, 7)).certified_bound().total
-    assert bound == pytest.approx(1.0, rel=1e-12)  # √9/√9
+    assert bound == pytest.approx(1.0, rel=1e-8)  # √9/√9
     assert bound >= exact_norm(Functional(), (1, 7, 7))
 
 
@@ -297,8 +297,8 @@ def test_repeated_inputs_count_twice() -> None:
     for op, factor in [("add", 2.0), ("cat", math.sqrt(2))]:
         model = Twice(op)
         bound = NetworkBound(model, (4,)).certified_bound().total
-        assert bound == pytest.approx(exact_norm(model, (4,)), rel=1e-9)
-        assert bound == pytest.approx(factor * exact_norm(model.fc, (4,)), rel=1e-9)
+        assert bound == pytest.approx(exact_norm(model, (4,)), rel=1e-8)
+        assert bound == pytest.approx(factor * exact_norm(model.fc, (4,)), rel=1e-8)
 
 
 def test_subtraction_adds_and_scaled_addition_is_refused() -> None:
@@ -314,7 +314,7 @@ def test_subtraction_adds_and_scaled_addition_is_refused() -> None:
 
     model = Diff()
     bound = NetworkBound(model, (3,)).certified_bound().total
-    assert bound == pytest.approx(exact_norm(model.a, (3,)) + exact_norm(model.b, (3,)), rel=1e-12)
+    assert bound == pytest.approx(exact_norm(model.a, (3,)) + exact_norm(model.b, (3,)), rel=1e-8)
     with pytest.raises(UnboundedOperationError, match="alpha"):
         NetworkBound(Diff(alpha=3.0), (3,))
 

@@ -51,7 +51,9 @@ def _build(name: str, mnist: Dataset) -> tuple[nn.Module, tuple[int, ...]]:
 def test_network_bound_dominates_gradient_ascent(name: str, mnist: Dataset) -> None:
     """For every pair of logits (i, j), no input gradient or difference quotient of F_i − F_j
     found from random or data-like inputs exceeds its Prop. 2 bound L_G·‖w_i − w_j‖, and no
-    quotient of the whole logit map exceeds L_F."""
+    quotient of the whole logit map exceeds L_F. An extra check of the nonlinear networks only:
+    it would pass a bound many times too small (the product bound is loose), so the exact
+    references are in tests/test_exact_network_bounds.py."""
     model, shape = _build(name, mnist)
     # Exact Gram matrices of up to 4096² are slow at these resolutions: FFT bounds instead.
     bound = NetworkBound(model, shape).certified_bound(CertifySettings(explicit_max_dim=1024))
@@ -96,9 +98,18 @@ class UnregisteredScale(Scale):
     pass
 
 
+class UnregisteredSwish(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
 def test_register_a_bound_for_a_new_layer_type_and_bound_a_toy_model() -> None:
-    with pytest.raises(UnboundedOperationError, match="mul"):  # traced through: x * factor
-        NetworkBound(nn.Sequential(nn.Linear(4, 4), UnregisteredScale(4)), input_shape=(4,))
+    with pytest.raises(UnboundedOperationError, match="mul"):  # traced through: x * sigmoid(x)
+        NetworkBound(nn.Sequential(nn.Linear(4, 4), UnregisteredSwish()), input_shape=(4,))
+    # Traced through, x * factor is a multiplication by a parameter: bounded by max |factor|.
+    unregistered = UnregisteredScale(4)
+    rows = NetworkBound(nn.Sequential(unregistered), input_shape=(4,)).certified_bound().layers
+    assert rows[0]["bound"] >= float(unregistered.factor.detach().abs().max())
 
     # -- as in the README ------------------------------------------------------------------
     register_constant_bound([nn.Softsign], 1.0)

@@ -18,12 +18,13 @@ from lmt.bounds.registry import (
     elementwise_rounding,
     UnboundedOperationError,
     register_bound,
+    registered_bounds,
     register_constant_bound,
     register_fusion,
 )
 
 # Importing these modules registers the built-in bounds.
-from lmt.bounds import batchnorm, conv, layers, pooling  # noqa: E402,F401
+from lmt.bounds import arithmetic, batchnorm, conv, layers, pooling  # noqa: E402,F401
 from lmt.bounds.comparison import BoundComparison, compare_bounds, comparison_frame  # noqa: E402
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "register_bound",
     "register_constant_bound",
     "register_fusion",
+    "registered_bounds",
 ]

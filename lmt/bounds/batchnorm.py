@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from lmt.bounds.conv import Conv2dBound, conv_rounding
+from lmt.bounds.numerics import with_margin
 from lmt.bounds.registry import (
     BoundContext,
     Certified,
@@ -99,7 +100,7 @@ class BatchNormBound(LayerBound):
         return bn_scale(module, ctx).abs().max()
 
     def certify(self, module: _BatchNorm, ctx: BoundContext) -> Certified:
-        value = float(bn_scale(module, ctx).abs().max())
+        value = with_margin(float(bn_scale(module, ctx).abs().max()))
         return Certified(value, "exact(max |gamma|/sqrt(running_var+eps))")
 
     def rounding(self, module: _BatchNorm, ctx: BoundContext, lipschitz: float) -> Rounding:

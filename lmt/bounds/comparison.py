@@ -53,7 +53,7 @@ def compare_bounds(
                 rows[step.node] = _layer_row(network, step, settings, known.get(step.node))
         totals = {}
         for column in ("certified", *COLUMNS):
-            bounds, body = network.propagate(lambda step, c=column: rows[step.node][c])
+            bounds, body = network.propagate(lambda step, c=column: rows[step.node][c], upward=True)
             totals[column] = {
                 "total": float(bounds[network.output]),
                 "body": math.nan if body is None else float(body),

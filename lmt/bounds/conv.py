@@ -25,6 +25,7 @@ from torch import nn
 
 from lmt.bounds.conv_spectrum import ROUNDING_MARGIN, circular_spectrum_bound, largest_singular_values
 from lmt.bounds.linear_operator import LinearOperatorBound
+from lmt.bounds.numerics import with_margin
 from lmt.bounds.power_iteration import LinearMap, autograd_adjoint, gram_apply
 from lmt.bounds.registry import BoundContext, Certified, Rounding, register_bound
 from lmt.bounds.rounding import nonnegative_operator_bound
@@ -118,8 +119,8 @@ def deterministic_bound(weight: torch.Tensor, axes: tuple[Axis, Axis], groups: i
     others = comparison_bounds(weight, axes, groups)
     candidates = [
         (spectral.value, spectral.description),
-        (others["cor1"], "cor1(sqrt(n)*||W'||_2; deterministic)"),
-        (others["frobenius"], "frobenius(||A||_F of the full operator; deterministic)"),
+        (with_margin(others["cor1"]), "cor1(sqrt(n)*||W'||_2; deterministic)"),
+        (with_margin(others["frobenius"]), "frobenius(||A||_F of the full operator; deterministic)"),
     ]
     value, method = min(candidates, key=lambda c: c[0])
     return Certified(value, method)

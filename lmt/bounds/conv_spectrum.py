@@ -32,9 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lmt.bounds.numerics import ROUNDING_MARGIN
 from lmt.bounds.windows import Axis
-
-ROUNDING_MARGIN = 1e-9
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,15 @@
 Sequential composition multiplies, addition adds, concatenation adds in quadrature; each
 operation's own factor comes from the registry, and a registered pair of consecutive modules
 (Conv2d → BatchNorm2d) is bounded as one operator when the first one's only user is the second.
-Shape queries (``x.size(0)``, ``x.shape``) carry no data and are skipped. If the network ends
-in a fully connected layer, its weight is kept apart (the "head") for the pairwise Prop. 2
-certificate and LMT loss.
+Shape queries (``x.size(0)``, ``x.shape``) carry no data and are skipped; arguments computed
+from parameters and buffers only reach the bounds as constants (:mod:`lmt.bounds.constants`).
+A model that is itself a layer with a registered bound (``nn.Conv2d(2, 3, 3)``) is one step.
+If the network ends in a fully connected layer, its weight is kept apart (the "head") for the
+pairwise Prop. 2 certificate and LMT loss.
+
+At certification each layer's bound is a sound float64 upper bound (its own business, see
+:mod:`lmt.bounds.numerics`), and the propagation rounds products up and inflates sums and
+quadratures by the rounding margin, so rounding never takes the network's bound below.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from lmt.bounds.constants import constant_argument
 from lmt.bounds.layers import COMBINERS
+from lmt.bounds.numerics import product_up, with_margin
 from lmt.bounds.registry import (
     INPUT,
     BoundContext,
@@ -93,10 +101,25 @@ _ALPHA_COMBINERS = {torch.add, torch.sub, "add", "sub", "add_"}
 
 class _Tracer(fx.Tracer):
     """fx's default leaves (torch.nn modules) plus every module with a registered bound, so
-    that a registered custom layer is bounded as a whole instead of traced through."""
+    that a registered custom layer is bounded as a whole instead of traced through. Buffers are
+    graph attributes (not values frozen at tracing), so constants follow them."""
+
+    proxy_buffer_attributes = True
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return has_registered_bound(m) or super().is_leaf_module(m, module_qualified_name)
+
+
+class _Root(nn.Module):
+    """Holds a model that has a registered bound of its own: fx never treats the traced root
+    as a leaf, so the model is traced as the one call ``model(x)`` of this wrapper."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
 
 
 def _data_args(node: fx.Node, data: set[str]) -> list[fx.Node]:
@@ -126,6 +149,10 @@ class NetworkBound(nn.Module):
         for step in self.steps:
             if step.bound is not None:
                 step.bound.prepare(step.target)
+                try:
+                    step.bound.validate(step.target, self.context(step, "certify"))
+                except UnboundedOperationError as error:
+                    raise UnboundedOperationError(f"{step.description}: {error}") from None
                 keys = self._state_keys.setdefault(step.node, {})
                 for name, shape in step.bound.state_shapes(step.target, step.input_shape).items():
                     keys[name] = _state_key(step.node, name)
@@ -137,9 +164,13 @@ class NetworkBound(nn.Module):
     def trace_graph(model: nn.Module) -> fx.GraphModule:
         """The fx graph the bound walks (a copy of ``model`` traced the same way has the same
         node names, e.g. its float64 copy in :mod:`lmt.bounds.rounding`)."""
+        if has_registered_bound(model):
+            model = _Root(model)
         return fx.GraphModule(model, _Tracer().trace(model))
 
     def _trace(self, model: nn.Module) -> tuple[list[Step], str, str | None]:
+        if has_registered_bound(model):
+            model = _Root(model)
         graph_module = self.trace_graph(model)
         param = next(model.parameters(), None)
         example = torch.zeros(
@@ -177,7 +208,7 @@ class NetworkBound(nn.Module):
             if pair is not None:
                 fused[pair.node] = pair
                 continue
-            steps.append(self._make_step(model, node, inputs))
+            steps.append(self._make_step(model, node, inputs, data))
         head = self._find_head(steps, output)
         return steps, output, head
 
@@ -217,7 +248,7 @@ class NetworkBound(nn.Module):
     def _shape(node: fx.Node) -> tuple[int, ...]:
         return tuple(node.meta["tensor_meta"].shape[1:])
 
-    def _make_step(self, model: nn.Module, node: fx.Node, inputs: list[fx.Node]) -> Step:
+    def _make_step(self, model: nn.Module, node: fx.Node, inputs: list[fx.Node], data: set[str]) -> Step:
         names = tuple(n.name for n in inputs)
         if node.op == "call_module":
             target: Any = model.get_submodule(node.target)
@@ -243,22 +274,12 @@ class NetworkBound(nn.Module):
             )
         bound = lookup_bound(key, description)
         args, kwargs = fx.node.map_arg(
-            (node.args, node.kwargs), lambda n: INPUT if n is inputs[0] else self._constant(model, n)
+            (node.args, node.kwargs), lambda n: INPUT if n is inputs[0] else constant_argument(model, n, data)
         )
         return Step(
             node.name, "layer", description, names, target, bound, self._shape(inputs[0]),
             layer, type_name, tuple(args), dict(kwargs),
         )
-
-    @staticmethod
-    def _constant(model: nn.Module, node: fx.Node) -> Any:
-        """The value of a constant argument where it is a module attribute, else the node."""
-        if node.op == "get_attr":
-            value: Any = model
-            for part in str(node.target).split("."):
-                value = getattr(value, part)
-            return value
-        return node
 
     @staticmethod
     def _find_head(steps: list[Step], output: str) -> str | None:
@@ -277,19 +298,25 @@ class NetworkBound(nn.Module):
         state = self._state(step.node) if mode == "train" else {}
         return BoundContext(mode, step.node, step.input_shape, settings, state, step.args, step.kwargs)
 
-    def propagate(self, layer_bound: Callable[[Step], Any]) -> tuple[dict[str, Any], Any]:
+    def propagate(
+        self, layer_bound: Callable[[Step], Any], upward: bool = False
+    ) -> tuple[dict[str, Any], Any]:
         """Propagate bounds through the graph; ``layer_bound(step)`` gives each layer's factor.
+        ``upward`` (float bounds): round products up and give combinations (sums, square roots)
+        the rounding margin, so the result is an upper bound of the exact propagation.
         Returns the bound of every node and the body bound (the head's input)."""
         bounds: dict[str, Any] = {}
         body = None
         for step in self.steps:
             incoming = [bounds.get(name, 1.0) for name in step.inputs]
             if step.kind == "combine":
-                bounds[step.node] = COMBINERS[step.target](incoming)
+                combined = COMBINERS[step.target](incoming)
+                bounds[step.node] = with_margin(combined) if upward else combined
                 continue
             if step.node == self.head:
                 body = incoming[0]
-            bounds[step.node] = layer_bound(step) * incoming[0]
+            factor = layer_bound(step)
+            bounds[step.node] = product_up(factor, incoming[0]) if upward else factor * incoming[0]
         return bounds, body
 
     def _training_contexts(self) -> list[BoundContext | None]:
@@ -357,10 +384,10 @@ class NetworkBound(nn.Module):
             return certified.value
 
         with eval_mode(self.model[0]):
-            bounds, body = self.propagate(layer_bound)
+            bounds, body = self.propagate(layer_bound, upward=True)
         head = self._head_module()
         return CertifiedBound(
-            float(bounds[self.output]),
+            float(bounds.get(self.output, 1.0)),  # an empty network is the identity
             None if body is None else float(body),
             None if head is None else head.weight.detach().double().cpu().clone(),
             rows,

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmt.bounds.linear_operator import LinearOperatorBound
+from lmt.bounds.numerics import with_margin
 from lmt.bounds.power_iteration import LinearMap
 from lmt.bounds.registry import (
     BoundContext,
@@ -28,7 +29,7 @@ from lmt.bounds.registry import (
 
 @register_bound(nn.Linear)
 class LinearBound(LinearOperatorBound):
-    """Spectral norm ‖W‖₂: exact SVD at certification."""
+    """Spectral norm ‖W‖₂: exact SVD at certification (with the float64 rounding margin)."""
 
     def linear_map(self, module: nn.Linear, ctx: BoundContext, detach: bool) -> LinearMap:
         weight = module.weight.detach() if detach else module.weight
@@ -53,7 +54,7 @@ class LinearBound(LinearOperatorBound):
 
     def certify(self, module: nn.Linear, ctx: BoundContext) -> Certified:
         weight = module.weight.detach().double()
-        return Certified(float(torch.linalg.matrix_norm(weight, ord=2)), "exact(svd)")
+        return Certified(with_margin(float(torch.linalg.matrix_norm(weight, ord=2))), "exact(svd)")
 
     def rounding(self, module: nn.Linear, ctx: BoundContext, lipschitz: float) -> Rounding:
         """fl(W x + b): a dot product of in_features terms plus the bias, per output."""

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmt.bounds.numerics import with_margin
 from lmt.bounds.registry import EXACT, BoundContext, Certified, LayerBound, Rounding, register_bound
 from lmt.bounds.windows import Axis
 
@@ -74,7 +75,7 @@ class MaxPoolBound(ShapeBound):
             tuple(ctx.input_shape[1:]), tuple(out), _tuple(module.kernel_size, dims),
             _tuple(stride, dims), _tuple(module.padding, dims), _tuple(module.dilation, dims),
         )
-        return math.sqrt(n), f"thm3(sqrt(n), n={n}; exact)"
+        return with_margin(math.sqrt(n)), f"thm3(sqrt(n), n={n}; exact)"
 
 
 def _adaptive_windows(size: int, out: int) -> np.ndarray:
@@ -99,15 +100,16 @@ class AdaptiveMaxPoolBound(ShapeBound):
         with torch.no_grad():
             out = module(torch.zeros(1, 1, *spatial)).shape[2:]
         n = math.prod(int(_adaptive_windows(s, o).max()) for s, o in zip(spatial, out))
-        return math.sqrt(n), f"thm3(sqrt(n), n={n}; exact)"
+        return with_margin(math.sqrt(n)), f"thm3(sqrt(n), n={n}; exact)"
 
 
 def schur_bound(op: Callable[[torch.Tensor], torch.Tensor], spatial: tuple[int, ...]) -> float:
-    """sqrt(max row sum · max column sum) of a per-channel linear map with entries ≥ 0."""
+    """sqrt(max row sum · max column sum) of a per-channel linear map with entries ≥ 0 (with
+    the float64 rounding margin)."""
     ones = torch.ones(1, 1, *spatial, dtype=torch.float64)
     rows, vjp = torch.func.vjp(op, ones)
     (cols,) = vjp(torch.ones_like(rows))
-    return math.sqrt(float(rows.max()) * float(cols.max()))
+    return with_margin(math.sqrt(float(rows.max()) * float(cols.max())))
 
 
 _AVERAGE_POOLS = [

@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterable, Union
 import torch
 from torch import nn
 
+from lmt.bounds.constants import resolve
+
 
 CONV_METHODS = ("fft", "power_iteration")
 
@@ -57,7 +59,9 @@ class CertifySettings:
 @dataclass
 class BoundContext:
     """What a layer's bound may use: the mode, its input shape (no batch axis), its state and,
-    for a function or method call, the call's other arguments (``INPUT`` marks the input)."""
+    for a function or method call, the call's other arguments (``INPUT`` marks the input; an
+    argument computed from the model's attributes is a :class:`~lmt.bounds.constants.Constant`,
+    which :meth:`argument` and :meth:`apply` evaluate)."""
 
     mode: str  # "train" or "certify"
     name: str
@@ -71,10 +75,17 @@ class BoundContext:
         """Run the operation on ``x`` with the call's other arguments (modules: ``op(x)``)."""
         if isinstance(op, nn.Module):
             return op(x)
-        args = tuple(x if a is INPUT else a for a in self.args)
+        args = tuple(x if a is INPUT else resolve(a) for a in self.args)
+        kwargs = {k: x if v is INPUT else resolve(v) for k, v in self.kwargs.items()}
         if isinstance(op, str):  # a tensor method: args[0] is the tensor
-            return getattr(args[0], op)(*args[1:], **self.kwargs)
-        return op(*args, **self.kwargs)
+            return getattr(args[0], op)(*args[1:], **kwargs)
+        return op(*args, **kwargs)
+
+    def argument(self, position: int, name: str, default: Any = None) -> Any:
+        """A call's argument by position or keyword, evaluated (``INPUT`` for the input)."""
+        if len(self.args) > position:
+            return resolve(self.args[position])
+        return resolve(self.kwargs.get(name, default))
 
 
 class _Input:
@@ -144,6 +155,10 @@ class LayerBound(abc.ABC):
 
     def prepare(self, module: Any) -> None:
         """Called once when a network containing ``module`` is bounded (e.g. to attach hooks)."""
+
+    def validate(self, module: Any, ctx: BoundContext) -> None:
+        """Called once when a network is traced, with the certify-mode context of this call:
+        raise :class:`UnboundedOperationError` if the bound does not cover it (``2 / x``)."""
 
     def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
         """The operation's floating-point forward-error model (see :class:`Rounding`), in
@@ -274,6 +289,12 @@ def register_fusion(first: type, second: type) -> Callable[[Any], Any]:
         return obj
 
     return decorator
+
+
+def registered_bounds() -> dict[Any, LayerBound]:
+    """Every registered key with its bound: module types, functions and method names, and the
+    fused pairs ``(first, second)`` of :func:`register_fusion`."""
+    return {**_BOUNDS, **_FUSIONS}
 
 
 def lookup_fusion(first: Any, second: Any) -> LayerBound | None:

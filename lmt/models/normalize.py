@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from lmt.bounds import BoundContext, Rounding, register_bound
+from lmt.bounds.numerics import with_margin
 
 
 class Normalize(nn.Module):
@@ -42,4 +43,5 @@ def normalize_rounding(module: Normalize, ctx: BoundContext, lipschitz: float) -
 def normalize_bound(module: Normalize, ctx: BoundContext) -> Tensor:
     """1 / min |std| (exact: the layer is diagonal up to a shift)."""
     std = module.std.double() if ctx.mode == "certify" else module.std
-    return 1.0 / std.abs().min()
+    value = 1.0 / std.abs().min()
+    return value if ctx.mode == "train" else with_margin(float(value))  # a rounded division
