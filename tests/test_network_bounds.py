@@ -112,9 +112,9 @@ def test_register_a_bound_for_a_new_layer_type_and_bound_a_toy_model() -> None:
     assert rows[0]["bound"] >= float(unregistered.factor.detach().abs().max())
 
     # -- as in the README ------------------------------------------------------------------
-    register_constant_bound([nn.Softsign], 1.0)
+    register_constant_bound([nn.Softsign], 1.0, rounding=3)  # x/(1+|x|): ≤ 3 roundings of the result
 
-    @register_bound(Scale)
+    @register_bound(Scale, rounding=1)      # one multiplication per entry
     def scale_bound(module, ctx):             # ctx.mode is "train" or "certify"
         return module.factor.abs().max()
 
@@ -130,6 +130,35 @@ def test_register_a_bound_for_a_new_layer_type_and_bound_a_toy_model() -> None:
     training = NetworkBound(model, (4,)).training_bound().total
     training.backward()
     assert model[1].factor.grad is not None and model[1].factor.grad.abs().sum() > 0
+    # Certification for the float32 network uses the rounding models given at registration.
+    from lmt.certify import certify_examples
+
+    x = torch.rand(6, 4)
+    network = NB(model, input_shape=(4,))
+    certificates = certify_examples(network, network.certified_bound(), model, x, model(x).argmax(1))
+    assert (certificates.radius > 0).all() and (certificates.radius < certificates.radius_exact_arithmetic).all()
+
+
+class Halve(nn.Module):
+    def forward(self, x):
+        return x / 2
+
+
+def test_a_bound_registered_without_a_rounding_model_cannot_certify(monkeypatch) -> None:
+    """The Lipschitz bound alone is not enough for a float32 certificate: the error names the
+    operation and the remedy. (Registered for this test only: the registry coverage test
+    requires a reference case of every lasting registration.)"""
+    from lmt.bounds import registry
+    from lmt.certify import certify_examples
+
+    monkeypatch.setitem(registry._BOUNDS, Halve, registry.FunctionBound(lambda module, ctx: 0.5))
+    model = nn.Sequential(nn.Linear(3, 3), Halve(), nn.Linear(3, 2))
+    network = NetworkBound(model, (3,))
+    bound = network.certified_bound()  # the Lipschitz bound itself needs no rounding model
+    assert bound.layers[1]["bound"] == 0.5
+    x = torch.rand(4, 3)
+    with pytest.raises(UnboundedOperationError, match=r"no rounding-error model for '_1'.*rounding="):
+        certify_examples(network, bound, model, x, model(x).argmax(1))
 
 
 class _Scaled(nn.Module):

@@ -309,3 +309,31 @@ def test_registered_bound_against_its_reference(key: Any, ref: Reference) -> Non
         assert certified <= reference * (1 + 1e-6), f"certified {certified!r} is not the exact {reference!r}"
     else:
         assert certified <= reference * 1.5, f"certified {certified!r} is far above the exact {reference!r}"
+
+
+@pytest.mark.parametrize("key,ref", CASES, ids=[f"{_key_id(k)}-{i}" for i, (k, _) in enumerate(CASES)])
+def test_registered_bound_has_a_sound_rounding_model(key: Any, ref: Reference) -> None:
+    """Every registered bound declares how its operation rounds (the float32 certificate needs
+    it): an operation claimed exact gives bitwise the float64 result in float32, and any other
+    stays within γ_terms·(gain·‖x‖ + offset) on random inputs."""
+    from lmt.bounds import Rounding
+    from lmt.bounds.rounding import FLOAT32_UNIT_ROUNDOFF, gamma
+
+    bound = registered_bounds().get(key)
+    if bound is None:
+        pytest.skip(f"{_key_id(key)} is registered by a test that has not run in this session")
+    ctx = BoundContext("certify", "reference", ref.shape, CertifySettings(), {}, ref.args, ref.kwargs)
+    with torch.no_grad():
+        certified = bound.certify(ref.op, ctx).value
+        model = bound.rounding(ref.op, ctx, certified)
+        assert isinstance(model, Rounding)
+        x = (4 * torch.rand(1, *ref.shape, generator=GEN) - 2).float()  # batch 1: some cases fix shapes
+        op32 = copy.deepcopy(ref.op) if isinstance(ref.op, (nn.Module, tuple)) else ref.op
+        got = _apply(op32, ctx, x).double()
+        want = _apply(_float64(ref.op), ctx, x.double())
+    error = (got - want).flatten(1).norm(dim=1)
+    if model.terms == 0:
+        assert torch.equal(got, want), f"{_key_id(key)} is declared exact but rounds"
+        return
+    allowed = gamma(model.terms, FLOAT32_UNIT_ROUNDOFF) * (model.gain * x.double().flatten(1).norm(dim=1) + model.offset)
+    assert (error <= allowed).all(), f"{_key_id(key)}: float32 error {float(error.max()):.3g} > model {float(allowed.min()):.3g}"
