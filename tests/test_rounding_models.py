@@ -142,7 +142,7 @@ def test_batch_norm() -> None:
 
 
 class _Net(nn.Module):
-    """Conv + BN, ReLU, a residual sum, average pooling and two linear layers."""
+    """Conv + BN, ReLU, a residual sum, a constant shift, average pooling and two linear layers."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -155,12 +155,12 @@ class _Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.bn(self.conv(x)))
-        h = self.pool(h + self.conv2(h))
+        h = self.pool(h + self.conv2(h) - 0.375)  # a branch sum, and a constant
         return self.head(torch.relu(self.fc(h.flatten(1))))
 
     def emulate(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(batch_norm(self.bn, conv(self.conv, x)))
-        h = avg_pool(self.pool, fl(h + conv(self.conv2, h)))
+        h = avg_pool(self.pool, fl(fl(h + conv(self.conv2, h)) - 0.375))
         return linear(self.head, torch.relu(linear(self.fc, h.flatten(1))))
 
 

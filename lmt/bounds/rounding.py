@@ -11,7 +11,8 @@ exact operation with its certified Lipschitz bound L. For a layer with input err
 
     E_out ≤ L·E_in + γ_k·(gain·‖x̂_in‖ + offset),
 
-for a sum of two tensors E_out ≤ E_a + E_b + γ_1·‖â + b̂‖, and concatenation is exact.
+for a sum or difference (of two branches, or of a branch and a constant; the additive combiners
+are binary) E_out ≤ E_a + E_b + γ_1·‖â + b̂‖, and concatenation is exact.
 
 *Float64, at the test point x* (:func:`float64_errors`): ‖x̂_in‖ is the float64 activation
 itself, measured during the float64 forward pass, so the bound is a posteriori and tight.
@@ -181,7 +182,7 @@ def float64_errors(walk: _Walk, activations: Activations, input_node: str) -> di
                 error[step.node] = sum(e**2 for e in e_in) ** 0.5
             else:  # fl(â + b̂) = (â + b̂)(1 + δ): u·|â + b̂| ≤ γ_1·|computed sum|
                 computed = _measured(activations, step.node, walk.numel_of(step.node))
-                error[step.node] = sum(e_in) + gamma(len(e_in) - 1, u) * computed
+                error[step.node] = sum(e_in) + gamma(1, u) * computed
             continue
         model = walk.models[step.node]
         computed_in = _measured(activations, step.inputs[0], walk.numel_of(step.inputs[0]))
@@ -212,7 +213,7 @@ def float32_errors(
             else:  # u·|â + b̂|, with |â + b̂| ≤ ‖x_out(x')‖ + Σ E_in
                 total = sum(e_in, Affine(zero))
                 computed = exact(step.node, walk.numel_of(step.node)) + total
-                error[step.node] = total + computed.scale(gamma(len(e_in) - 1, u))
+                error[step.node] = total + computed.scale(gamma(1, u))
             continue
         model = walk.models[step.node]
         error[step.node] = e_in[0].scale(walk.factor[step.node])
