@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from lmt.config import ConfigError, load_config
-from lmt.paths import run_dir
+from lmt.paths import RunPaths
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -39,22 +39,17 @@ def _run_experiment(experiment: dict, args: argparse.Namespace) -> None:
     name = experiment["experiment"]
     runs = [(m, s) for m in methods for s in seeds]
     for method, seed in runs:
-        d = Path(run_dir(name, method, seed))
-        model = str(d / "model.pt")
+        run = RunPaths.of(name, method, seed)
         print(f"== {name}: {method} seed {seed}", flush=True)
-        if args.force or not (d / "model.pt").exists():
-            pipeline.train_stage(stage_config.train(experiment, method, seed), model, str(d / "train_log.csv"),
-                                 str(d / "resume.pt"))
-        pipeline.certify_stage(stage_config.certify(experiment), model, str(d / "certified.csv"), str(d / "bounds.json"))
-        attack_csvs = {label: str(d / f"attack_{label}.csv") for label in experiment["attack"]["attacks"]}
+        if args.force or not Path(run.model).exists():
+            pipeline.train_stage(stage_config.train(experiment, method, seed), run.model, run.train_log, run.resume)
+        pipeline.certify_stage(stage_config.certify(experiment), run.model, run.certified, run.bounds, run.layer_bounds)
+        attack_csvs = {label: run.attack(label) for label in experiment["attack"]["attacks"]}
         for label, path in attack_csvs.items():
-            pipeline.attack_stage(stage_config.attack(experiment, label), model, path)
-        pipeline.gradient_bounds_stage(stage_config.gradient_bounds(experiment), model,
-                                       str(d / "gradient_bounds.csv"), str(d / "gradient_bounds.json"))
-        pipeline.merge_stage(
-            str(d / "certified.csv"), str(d / "gradient_bounds.csv"), attack_csvs, str(d / "examples.csv"),
-            f"{name}/{method}/seed{seed}",
-        )
+            pipeline.attack_stage(stage_config.attack(experiment, label), run.model, path)
+        pipeline.gradient_bounds_stage(stage_config.gradient_bounds(experiment), run.model, run.gradient_bounds_csv,
+                                       run.gradient_bounds_json)
+        pipeline.merge_stage(run.certified, run.gradient_bounds_csv, attack_csvs, run.examples, run.label)
     from lmt.report.stages import report_experiment
 
     for table in report_experiment(experiment, runs):

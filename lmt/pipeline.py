@@ -2,9 +2,11 @@
 configured attack), gradient bounds (the inequality chain), merge (with the soundness gate).
 The experiment-level tables and figures are in :mod:`lmt.report.stages`. The Snakemake scripts
 and the ``lmt-bench`` CLI are thin adapters over these. Each stage takes the subset of the
-experiment's settings that it reads (:mod:`lmt.stage_config`), not the whole experiment.
+experiment's settings that it reads (:mod:`lmt.stage_config`), not the whole experiment, then
+its files, named as its rule names them (:func:`lmt.script_support.run_stage` passes them by
+name); :class:`lmt.paths.RunPaths` says where they are.
 
-Every output is written atomically, with a provenance record beside it (``*.provenance.json``).
+Every output is written atomically, with a provenance record beside it or inside it.
 """
 
 from __future__ import annotations
@@ -19,72 +21,56 @@ import torch
 
 from lmt import analysis, attacks, certify
 from lmt.bounds import CertifySettings, compare_bounds, comparison_frame
-from lmt.data import load_dataset
-from lmt.device import choose_device, describe
+from lmt.device import describe
 from lmt.io import write_csv, write_json
-from lmt.methods import load_plugins
+from lmt.paths import provenance_path
 from lmt.provenance import record
-from lmt.numerics import strict_float32
-from lmt.soundness import (  # noqa: F401 (re-exported)
-    SoundnessError, attack_labels, check_soundness, require_finite, require_finite_bound, require_finite_parameters,
-)
+from lmt.run import load_run, prepare_stage
+from lmt.soundness import check_soundness, require_finite, require_finite_bound, require_finite_parameters
 from lmt.stage_config import StageConfig
-from lmt.train import TrainSettings, load_trained, predict, train
-
-
-def _provenance_path(path: str | Path) -> Path:
-    path = Path(path)
-    return path.with_name(path.stem + ".provenance.json")
+from lmt.train import TrainSettings, predict, train
 
 
 def train_stage(
-    config: StageConfig, model_path: str, log_path: str, resume_path: str | None = None, progress: bool = True,
+    config: StageConfig, model: str, train_log: str, resume: str | None = None, provenance: str | None = None,
+    progress: bool = True,
 ) -> None:
-    """Train the run that ``config`` (:func:`lmt.stage_config.train`) names: its method, seed."""
+    """Train the run that ``config`` (:func:`lmt.stage_config.train`) names: its method, seed.
+    Writes ``model`` and ``train_log``, checkpoints every epoch to ``resume`` (if given), and
+    records provenance in ``provenance`` (default: beside the model)."""
     started = time.perf_counter()
-    strict_float32()
-    load_plugins(config["plugins"])
-    dataset = load_dataset(config["data"])
+    dataset = prepare_stage(config)
     training = dict(config["training"], lr_milestones=tuple(config["training"]["lr_milestones"]))
     settings = TrainSettings(**training, seed=config["seed"])
     trained = train(
         config["model"], dataset, config["method"], config["method_params"], settings,
-        model_path, log_path, resume_path=resume_path, progress=progress,
+        model, train_log, resume_path=resume, progress=progress,
     )
-    write_json(_provenance_path(model_path), record(config, trained.info["device"], time.perf_counter() - started))
-    if resume_path is not None:
+    write_json(provenance or provenance_path(model), record(config, trained.info["device"], time.perf_counter() - started))
+    if resume is not None:
         # The finished model supersedes the epoch checkpoint; a forced rerun starts afresh.
-        Path(resume_path).unlink(missing_ok=True)
+        Path(resume).unlink(missing_ok=True)
 
 
-def run_label(info: dict[str, Any]) -> str:
-    """``lmt (seed 0)``: how a trained run is named in errors."""
-    return f"{info['run_name']} (seed {info['settings']['seed']})"
-
-
-def certify_stage(config: StageConfig, model_path: str, out_csv: str, bounds_json: str) -> pd.DataFrame:
+def certify_stage(config: StageConfig, model: str, examples: str, bounds: str, layer_bounds: str) -> pd.DataFrame:
     """Per-example margins and certified radii (Prop. 1 and Prop. 2) on the test split, sound
-    for the float32 network (lmt.certify); the per-layer bound comparison of Fig. 3 goes to
-    ``layer_bounds.csv`` beside ``bounds_json``. Anything non-finite is an error, never a radius."""
+    for the float32 network (lmt.certify), to ``examples``; the bound, its layers and settings
+    to ``bounds``; the per-layer bound comparison of Fig. 3 to ``layer_bounds``. Anything
+    non-finite is an error, never a radius."""
     started = time.perf_counter()
-    strict_float32()
-    load_plugins(config["plugins"])
-    device = choose_device(config["device"])
-    dataset = load_dataset(config["data"])
-    trained = load_trained(model_path, device)
-    label = run_label(trained.info)
-    require_finite_parameters(trained.model, label)
+    run = load_run(config, model)
+    require_finite_parameters(run.model, run.label)
     settings = CertifySettings(**config["certify"])
-    bound = trained.bound.certified_bound(settings)
-    require_finite_bound(bound.total, bound.body, bound.layers, label)
-    comparison = compare_bounds(trained.bound, settings, certified=bound)
-    labels = dataset.test.y
-    certificates = certify.certify_examples(trained.bound, bound, trained.model, dataset.test.x, labels, settings)
+    bound = run.bound.certified_bound(settings)
+    require_finite_bound(bound.total, bound.body, bound.layers, run.label)
+    comparison = compare_bounds(run.bound, settings, certified=bound)
+    test = run.dataset.test
+    certificates = certify.certify_examples(run.bound, bound, run.model, test.x, test.y, settings)
     frame = pd.DataFrame(
         {
-            "example_id": np.arange(len(labels)),
-            "label": labels.numpy(),
-            "prediction": predict(trained.model, dataset.test.x).argmax(1).numpy(),  # float32, as users see it
+            "example_id": np.arange(len(test.y)),
+            "label": test.y.numpy(),
+            "prediction": predict(run.model, test.x).argmax(1).numpy(),  # float32, as users see it
             "margin": certificates.margin.numpy(),  # float64
             "lipschitz_bound": bound.total,
             "body_bound": bound.body,
@@ -95,11 +81,11 @@ def certify_stage(config: StageConfig, model_path: str, out_csv: str, bounds_jso
             "certificate": certificates.certificate,
         }
     )
-    require_finite(frame, label)
-    write_csv(out_csv, frame)
-    write_csv(Path(bounds_json).with_name("layer_bounds.csv"), comparison_frame(comparison))
+    require_finite(frame, run.label)
+    write_csv(examples, frame)
+    write_csv(layer_bounds, comparison_frame(comparison))
     write_json(
-        bounds_json,
+        bounds,
         {
             "lipschitz_bound": bound.total,
             "body_bound": bound.body,
@@ -108,30 +94,27 @@ def certify_stage(config: StageConfig, model_path: str, out_csv: str, bounds_jso
             "layers": bound.layers,
             "rounding": certificates.rounding,
             "comparison": comparison.network_dict(),
-            "provenance": record(config, describe(device), time.perf_counter() - started),
+            "provenance": record(config, describe(run.device), time.perf_counter() - started),
         },
     )
     return frame
 
 
-def attack_stage(config: StageConfig, model_path: str, out_csv: str, progress: bool = True) -> pd.DataFrame:
+def attack_stage(
+    config: StageConfig, model: str, examples: str, provenance: str | None = None, progress: bool = True
+) -> pd.DataFrame:
     """Per-example minimal distances of the attack that ``config`` (:func:`lmt.stage_config.attack`)
-    names, on the first ``attack.n_examples`` test examples: columns ``<label>_distance``,
-    ``<label>_success``."""
+    names, on the first ``attack.n_examples`` test examples, to ``examples``: columns
+    ``<label>_distance``, ``<label>_success``; provenance to ``provenance`` (default: beside it)."""
     started = time.perf_counter()
-    strict_float32()
-    load_plugins(config["plugins"])
-    device = choose_device(config["device"])
-    dataset = load_dataset(config["data"])
-    trained = load_trained(model_path, device)
+    run = load_run(config, model)
     spec = config["attack"]
     attack_label = spec["name"]
     attack = attacks.create_attack(attack_label, spec["budget"])
-    n = spec["n_examples"] or len(dataset.test)
+    test = run.dataset.test
+    n = spec["n_examples"] or len(test)
     torch.manual_seed(spec["seed"])
-    result = attacks.minimal_l2(
-        trained.model, dataset.test.x[:n], dataset.test.y[:n], attack, spec["batch_size"], device, progress
-    )
+    result = attacks.minimal_l2(run.model, test.x[:n], test.y[:n], attack, spec["batch_size"], run.device, progress)
     frame = pd.DataFrame(
         {
             "example_id": np.arange(n),
@@ -139,46 +122,43 @@ def attack_stage(config: StageConfig, model_path: str, out_csv: str, progress: b
             f"{attack_label}_success": result.success.numpy(),
         }
     )
-    write_csv(out_csv, frame)
+    write_csv(examples, frame)
     write_json(
-        _provenance_path(out_csv),
-        record(config, describe(device), time.perf_counter() - started, budget=result.budget, n_examples=n),
+        provenance or provenance_path(examples),
+        record(config, describe(run.device), time.perf_counter() - started, budget=result.budget, n_examples=n),
     )
     return frame
 
 
 def gradient_bounds_stage(
-    config: StageConfig, model_path: str, out_csv: str, out_json: str, progress: bool = True
+    config: StageConfig, model: str, examples: str, bounds: str, progress: bool = True
 ) -> pd.DataFrame:
-    """(B) and (C) of the inequality chain for every test example (lmt.analysis)."""
+    """(B) and (C) of the inequality chain for every test example (lmt.analysis) to
+    ``examples``; the pairwise gradient bounds behind them to ``bounds``."""
     started = time.perf_counter()
-    strict_float32()
-    load_plugins(config["plugins"])
-    device = choose_device(config["device"])
-    dataset = load_dataset(config["data"])
-    trained = load_trained(model_path, device)
+    run = load_run(config, model)
     settings = config["chain"]
-    bounds = analysis.gradient_bounds(
-        trained.model, dataset.test.x, dataset.test.y, settings["batch_size"], settings["n_noise"],
-        settings["seed"], device, progress,
+    test = run.dataset.test
+    chain = analysis.gradient_bounds(
+        run.model, test.x, test.y, settings["batch_size"], settings["n_noise"], settings["seed"], run.device, progress,
     )
     frame = pd.DataFrame(
         {
-            "example_id": np.arange(len(dataset.test)),
-            "radius_global_grad": bounds.radius_global.numpy(),
-            "radius_local_grad": bounds.radius_local.numpy(),
-            "chain_batch": bounds.batch.numpy(),
+            "example_id": np.arange(len(test)),
+            "radius_global_grad": chain.radius_global.numpy(),
+            "radius_local_grad": chain.radius_local.numpy(),
+            "chain_batch": chain.batch.numpy(),
         }
     )
-    write_csv(out_csv, frame)
+    write_csv(examples, frame)
     write_json(
-        out_json,
+        bounds,
         {
-            "global_pairwise_gradient_bound": bounds.global_pairwise.tolist(),
+            "global_pairwise_gradient_bound": chain.global_pairwise.tolist(),
             "settings": settings,
             "pairs": "K[i][j] = max over test set and noise of ||grad_x (F_i - F_j)||; radius = "
                      "min over i != y of max(0, z_y - z_i) / K[y][i] (official code's choice)",
-            "provenance": record(config, describe(device), time.perf_counter() - started),
+            "provenance": record(config, describe(run.device), time.perf_counter() - started),
         },
     )
     return frame

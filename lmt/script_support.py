@@ -1,11 +1,12 @@
-"""What every Snakemake script adapter needs: its log file and its thread budget."""
+"""What every Snakemake script adapter needs: its log file, its thread budget, and the stage's
+arguments as its rule declares them."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 import traceback
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -27,6 +28,20 @@ def snakemake_job(snakemake: Any) -> Iterator[None]:
         except BaseException:
             traceback.print_exc(file=log)
             raise
+
+
+def run_stage(snakemake: Any, stage: Callable[..., Any], **extra: Any) -> None:
+    """Call a per-run stage of :mod:`lmt.pipeline` as its rule declares it, inside
+    :func:`snakemake_job`: ``stage(settings, **named inputs, **named outputs, **extra)``. A run
+    stage names its file parameters as its rule names its inputs and outputs."""
+    with snakemake_job(snakemake):
+        stage(snakemake.params.settings, **dict(snakemake.input.items()), **dict(snakemake.output.items()), **extra)
+
+
+def experiment_inputs(snakemake: Any) -> tuple[Any, list[str], list[tuple[str, int]]]:
+    """What every experiment-level stage of :mod:`lmt.report.stages` takes first: its settings,
+    the runs' files (in the configured order) and the runs' (method, seed) labels."""
+    return snakemake.params.settings, list(snakemake.input), run_labels(snakemake.params.runs)
 
 
 def run_labels(runs: Any) -> list[tuple[str, int]]:

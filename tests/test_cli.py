@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from lmt.paths import experiment_outputs
+from lmt.paths import ExperimentPaths
 from tests.conftest import REPO
 
 
@@ -33,7 +33,7 @@ def test_cli_runs_an_experiment_and_writes_every_table_and_figure(tmp_path) -> N
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "certified @1 (%)" in result.stdout  # Table 1 is printed
-    for path in experiment_outputs("cli", published=False):
+    for path in ExperimentPaths("cli").outputs(published=False):
         assert (tmp_path / path).stat().st_size > 100, path
 
 

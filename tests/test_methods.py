@@ -141,7 +141,7 @@ def test_readme_guide_toy_method_trains_and_certifies(tmp_path, monkeypatch) -> 
     train_stage(stage_config.train(experiment, "my_method", 0), str(tmp_path / "model.pt"), str(tmp_path / "log.csv"),
                 progress=False)
     frame = certify_stage(stage_config.certify(experiment), str(tmp_path / "model.pt"), str(tmp_path / "certified.csv"),
-                          str(tmp_path / "bounds.json"))
+                          str(tmp_path / "bounds.json"), str(tmp_path / "layer_bounds.csv"))
     assert len(frame) == 200 and (frame["certified_radius"] >= 0).all()
     with pytest.raises(ConfigError, match="strenght"):
         validate_config({"plugins": ["my_lmt_plugin"], "methods": {"my_method": {"strenght": 1}}})

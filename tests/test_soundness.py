@@ -123,7 +123,8 @@ def test_merge_writes_one_column_pair_per_attack_and_the_smallest_distance(tmp_p
 
 
 def test_gate_names_the_run_the_examples_and_the_numbers(tmp_path) -> None:
-    from lmt.pipeline import SoundnessError, merge_stage
+    from lmt.pipeline import merge_stage
+    from lmt.soundness import SoundnessError
 
     inf = float("inf")
     # example 1: radius 0.5 > DeepFool 0.4375; example 3: radius 0.9 > C&W 0.8125
@@ -138,7 +139,8 @@ def test_gate_names_the_run_the_examples_and_the_numbers(tmp_path) -> None:
 
 
 def test_gate_catches_a_certified_bound_below_a_gradient_norm_and_nan(tmp_path) -> None:
-    from lmt.pipeline import SoundnessError, merge_stage
+    from lmt.pipeline import merge_stage
+    from lmt.soundness import SoundnessError
 
     certified, gradient, attacks = _run_tables(
         tmp_path, [1.0] * 4, [1.0] * 4, radius=(0.1, 0.5, 0.2, 0.3), grad=[0.2, 0.25, 0.3, 0.3]
@@ -194,7 +196,8 @@ NAN, INF = float("nan"), float("inf")
 def test_gate_fails_closed_on_a_non_finite_number(tmp_path, column: str, value: float) -> None:
     """NaN or ±inf in a bound, a margin or any radius: an error naming the run, the column and
     the example id — never a radius. Every attack fails here (+inf), so nothing else objects."""
-    from lmt.pipeline import SoundnessError, merge_stage
+    from lmt.pipeline import merge_stage
+    from lmt.soundness import SoundnessError
 
     certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [INF] * 4, **{column: [1.0, 1.0, value, 1.0]})
     with pytest.raises(SoundnessError, match=rf"(?s)exp/lmt/seed0.*'{column}'.*ids: \[2\]"):
@@ -203,7 +206,8 @@ def test_gate_fails_closed_on_a_non_finite_number(tmp_path, column: str, value: 
 
 
 def test_gate_allows_failed_attacks_but_not_nan_distances(tmp_path) -> None:
-    from lmt.pipeline import SoundnessError, merge_stage
+    from lmt.pipeline import merge_stage
+    from lmt.soundness import SoundnessError
 
     certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [0.3, INF, INF, 1.0])
     merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
@@ -250,25 +254,43 @@ def _broken_model(tmp_path, model_path, edit) -> str:
     return str(path)
 
 
+def _certify(settings, model_path, out):
+    """The certify stage on ``model_path``, its files in ``out``."""
+    from lmt.pipeline import certify_stage
+
+    files = (str(out / name) for name in ("certified.csv", "bounds.json", "layer_bounds.csv"))
+    return certify_stage(settings, str(model_path), *files)
+
+
 def test_certify_stage_writes_float_sound_radii(tmp_path, tiny_run) -> None:
     import json
 
     import pandas as pd
 
-    from lmt.pipeline import certify_stage
-
     model_path, settings = tiny_run
-    frame = certify_stage(settings, str(model_path), str(tmp_path / "certified.csv"), str(tmp_path / "bounds.json"))
+    frame = _certify(settings, model_path, tmp_path)
     assert (frame["certified_radius"] <= frame["radius_without_rounding"]).all()
     assert (frame["rounding_slack"] > 0).all()
     assert pd.read_csv(tmp_path / "certified.csv")["certified_radius"].tolist() == frame["certified_radius"].tolist()
     rounding = json.loads((tmp_path / "bounds.json").read_text())["rounding"]
     assert 0 <= rounding["median_relative_radius_loss"] <= 1
     assert json.loads((tmp_path / "bounds.json").read_text())["provenance"]["float_settings"]["cudnn_conv_fp32_precision"] == "ieee"
+    assert "certified" in pd.read_csv(tmp_path / "layer_bounds.csv").columns  # where it was told, not derived
+
+
+def test_certify_stage_names_a_missing_model_and_missing_settings(tmp_path, tiny_run) -> None:
+    from lmt.checkpoint import CheckpointError
+
+    _, settings = tiny_run
+    missing = tmp_path / "runs" / "lmt" / "seed0" / "model.pt"
+    with pytest.raises(CheckpointError, match=r"runs/lmt/seed0/model\.pt: no such checkpoint file"):
+        _certify(settings, missing, tmp_path)
+    incomplete = {key: value for key, value in settings.items() if key != "device"}
+    with pytest.raises(ValueError, match=r"model\.pt.*lack \['device'\]"):
+        _certify(incomplete, missing, tmp_path)
 
 
 def test_certify_stage_rejects_a_model_with_nan_weights(tmp_path, tiny_run) -> None:
-    from lmt.pipeline import certify_stage
     from lmt.soundness import NonFiniteError
 
     model_path, settings = tiny_run
@@ -278,20 +300,19 @@ def test_certify_stage_rejects_a_model_with_nan_weights(tmp_path, tiny_run) -> N
 
     broken = _broken_model(tmp_path, model_path, poison)
     with pytest.raises(NonFiniteError, match=r"lmt \(seed 0\).*'5\.weight'"):
-        certify_stage(settings, broken, str(tmp_path / "certified.csv"), str(tmp_path / "bounds.json"))
+        _certify(settings, broken, tmp_path)
     assert not (tmp_path / "certified.csv").exists() and not (tmp_path / "bounds.json").exists()
 
 
 def test_certify_stage_rejects_an_infinite_bound_naming_the_layer(tmp_path, tiny_run, monkeypatch) -> None:
     from lmt.bounds.layers import LinearBound
     from lmt.bounds.registry import Certified
-    from lmt.pipeline import certify_stage
     from lmt.soundness import NonFiniteError
 
     model_path, settings = tiny_run
     monkeypatch.setattr(LinearBound, "certify", lambda self, module, ctx: Certified(float("inf"), "broken"))
     with pytest.raises(NonFiniteError, match=r"(?s)lmt \(seed 0\).*L_F.*inf.*5 \(Linear\)"):
-        certify_stage(settings, str(model_path), str(tmp_path / "certified.csv"), str(tmp_path / "bounds.json"))
+        _certify(settings, model_path, tmp_path)
     assert not (tmp_path / "certified.csv").exists()
 
 
@@ -299,7 +320,6 @@ def test_certify_stage_rejects_nan_logits_naming_the_examples(tmp_path, tiny_run
     """A NaN margin (here: logits of examples 2 and 5 forced to NaN) is an error naming the
     column and the example ids, not a radius of +inf or 0."""
     from lmt.bounds import rounding
-    from lmt.pipeline import certify_stage
     from lmt.soundness import NonFiniteError
 
     model_path, settings = tiny_run
@@ -312,5 +332,5 @@ def test_certify_stage_rejects_nan_logits_naming_the_examples(tmp_path, tiny_run
 
     monkeypatch.setattr("lmt.certify.float64_forward", nan_forward)
     with pytest.raises(NonFiniteError, match=r"(?s)lmt \(seed 0\).*'margin'.*ids: \[2, 5\]"):
-        certify_stage(settings, str(model_path), str(tmp_path / "certified.csv"), str(tmp_path / "bounds.json"))
+        _certify(settings, model_path, tmp_path)
     assert not (tmp_path / "certified.csv").exists()

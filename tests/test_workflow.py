@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lmt.paths import FIGURES, experiment_outputs
+from lmt.paths import FIGURES, ExperimentPaths
 from tests.conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -103,7 +103,7 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
     assert not (root / "runs" / "lmt" / "seed0" / "resume.pt").exists()
     layer_bounds = pd.read_csv(root / "runs" / "lmt" / "seed0" / "layer_bounds.csv")
     assert {"certified", "method", "thm1_2", "cor1", "cisse", "peck", "frobenius"} <= set(layer_bounds.columns)
-    for path in experiment_outputs("tiny", published=True):
+    for path in ExperimentPaths("tiny").outputs(published=True):
         assert (tmp_path / path).stat().st_size > 100, path
     table1 = pd.read_csv(root / "tables" / "table1.csv")
     assert {"cw_accuracy@1", "certified_accuracy@1"} <= set(table1.columns)

@@ -10,8 +10,8 @@ from typing import Sequence
 import pandas as pd
 
 from lmt.io import atomic_path, write_csv
+from lmt.paths import TABLE_FORMATS
 
-TABLE_FORMATS = ("csv", "md", "tex")
 _LATEX_SYMBOLS = {"±": r"$\pm$", "—": "--", "–": "--", "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$",
                   "√": r"$\surd$", "‖": r"$\|$"}
 

@@ -18,10 +18,8 @@ import pandas as pd
 import torch
 
 from lmt import stage_config
-from lmt.data import load_dataset
 from lmt.io import atomic_path, write_csv, write_json
-from lmt.methods import load_plugins
-from lmt.paths import figure_stem, run_dir, table_stem
+from lmt.paths import FIGURE_FORMATS, ExperimentPaths
 from lmt.provenance import record
 from lmt.report.bound_figure import bound_comparison_table, plot_bound_comparison
 from lmt.report.chain_figure import plot_chain_ratios
@@ -42,11 +40,11 @@ from lmt.report.tables import (
     table1,
     table1_display,
 )
+from lmt.run import prepare_stage
 from lmt.soundness import attack_labels
 from lmt.stage_config import StageConfig
 from lmt.train import load_trained
 
-FIGURE_FORMATS = ("png", "pdf")
 Runs = list[tuple[str, int, pd.DataFrame]]
 
 
@@ -187,8 +185,7 @@ def perturbation_figure_stage(
     """Fig. 5: for the first seed of each method, the first ``report.n_perturbation_examples``
     test examples with a positive certified radius, beside perturbations of that size."""
     started = time.perf_counter()
-    load_plugins(config["plugins"])
-    test = load_dataset(config["data"]).test
+    test = prepare_stage(config).test
     count = config["report"]["n_perturbation_examples"]
     panels, seen = [], set()
     for model_path, examples_path, (method, _) in zip(model_paths, example_paths, labels):
@@ -220,23 +217,23 @@ def report_experiment(experiment: Mapping[str, Any], labels: Sequence[tuple[str,
     """Every table and figure of one experiment (its whole resolved settings) from the runs'
     files at their standard paths (what the Snakemake rules produce), each stage given its
     subset of the settings; returns the Markdown tables' paths."""
-    name = experiment["experiment"]
-    runs = [run_dir(name, method, seed) for method, seed in labels]
-    examples = [f"{d}/examples.csv" for d in runs]
-    table, figure = (lambda t: table_stem(name, t)), (lambda f: figure_stem(name, f))
-    aggregate_stage(stage_config.aggregate(experiment), examples, labels, f"{table('metrics')}.csv",
+    paths = ExperimentPaths(experiment["experiment"])
+    runs = [paths.run(method, seed) for method, seed in labels]
+    examples = [run.examples for run in runs]
+    table, figure = (lambda t: paths.table(t).stem), (lambda f: paths.figure(f).stem)
+    aggregate_stage(stage_config.aggregate(experiment), examples, labels, paths.metrics,
                     table("summary"), table("attacks"), table("table1"))
     chain_stage(stage_config.inequality_chain(experiment), examples, labels, table("inequality_chain"))
-    written = [table(t) for t in ("table1", "summary", "attacks", "inequality_chain")]
+    written = [paths.table(t) for t in ("table1", "summary", "attacks", "inequality_chain")]
     if experiment["report"]["published"] is not None:
-        published_stage(stage_config.published_comparison(experiment), f"{table('summary')}.csv",
-                        f"{table('inequality_chain')}.csv", table("published"))
-        written.append(table("published"))
+        published_stage(stage_config.published_comparison(experiment), paths.table("summary").files["csv"],
+                        paths.table("inequality_chain").files["csv"], table("published"))
+        written.append(paths.table("published"))
     accuracy_figure_stage(stage_config.accuracy_figure(experiment), examples, labels, figure("accuracy_vs_radius"))
     chain_figure_stage(stage_config.chain_figure(experiment), examples, labels, figure("inequality_chain"))
     scatter_figure_stage(stage_config.titled_figure(experiment), examples, labels, figure("certified_vs_attack"))
-    bound_comparison_stage(stage_config.titled_figure(experiment), [f"{d}/layer_bounds.csv" for d in runs], labels,
+    bound_comparison_stage(stage_config.titled_figure(experiment), [run.layer_bounds for run in runs], labels,
                            figure("bound_comparison"), table("bound_comparison"))
-    perturbation_figure_stage(stage_config.perturbation_figure(experiment), [f"{d}/model.pt" for d in runs],
+    perturbation_figure_stage(stage_config.perturbation_figure(experiment), [run.model for run in runs],
                               examples, labels, figure("certified_perturbations"))
-    return [f"{stem}.md" for stem in written]
+    return [output.files["md"] for output in written]

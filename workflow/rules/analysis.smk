@@ -5,9 +5,9 @@
 rule aggregate:
     """Per-method summary, per-attack table and Table 1 (means ± std over seeds)."""
     input:
-        per_run(RUN + "/examples.csv"),
+        per_run("examples"),
     output:
-        metrics=RESULTS + "/tables/metrics.csv",
+        metrics=EXPERIMENT.metrics,
         **{f"summary_{k}": v for k, v in table("summary", "summary.rst").items()},
         **{f"attacks_{k}": v for k, v in table("attacks", "attacks.rst").items()},
         **{f"table1_{k}": v for k, v in table("table1", "table1.rst").items()},
@@ -15,7 +15,7 @@ rule aggregate:
         runs=run_labels,
         settings=stage_settings(stage_config.aggregate),
     log:
-        LOGS + "/aggregate.log",
+        EXPERIMENT.log("aggregate"),
     script:
         "../scripts/aggregate.py"
 
@@ -23,14 +23,14 @@ rule aggregate:
 rule inequality_chain:
     """Ratios (B)/(A), (C)/(B), (D)/(C) of the inequality chain of §6.1, per (method, seed)."""
     input:
-        per_run(RUN + "/examples.csv"),
+        per_run("examples"),
     output:
         **table("inequality_chain", "inequality_chain.rst"),
     params:
         runs=run_labels,
         settings=stage_settings(stage_config.inequality_chain),
     log:
-        LOGS + "/inequality_chain.log",
+        EXPERIMENT.log("inequality_chain"),
     script:
         "../scripts/inequality_chain.py"
 
@@ -38,13 +38,13 @@ rule inequality_chain:
 rule published_comparison:
     """Verified published numbers (config report.published) beside ours."""
     input:
-        summary=RESULTS + "/tables/summary.csv",
-        chain=RESULTS + "/tables/inequality_chain.csv",
+        summary=EXPERIMENT.table("summary").files["csv"],
+        chain=EXPERIMENT.table("inequality_chain").files["csv"],
     output:
         **table("published", "published.rst"),
     params:
         settings=stage_settings(stage_config.published_comparison),
     log:
-        LOGS + "/published_comparison.log",
+        EXPERIMENT.log("published_comparison"),
     script:
         "../scripts/published_comparison.py"

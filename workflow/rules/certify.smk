@@ -2,17 +2,17 @@ rule certify:
     """Certification-mode Lipschitz bound, per-example certified radii (Prop. 1 and 2) and the
     per-layer bound comparison of Fig. 3."""
     input:
-        model=RUN + "/model.pt",
+        model=RUN.model,
     output:
-        examples=RUN + "/certified.csv",
-        bounds=RUN + "/bounds.json",
-        layer_bounds=RUN + "/layer_bounds.csv",  # written by certify_stage beside bounds.json
+        examples=RUN.certified,
+        bounds=RUN.bounds,
+        layer_bounds=RUN.layer_bounds,
     params:
         settings=stage_settings(stage_config.certify),
     log:
-        LOGS + "/certify/{method}_seed{seed}.log",
+        RUN.log("certify"),
     benchmark:
-        BENCHMARKS + "/certify/{method}_seed{seed}.tsv"
+        RUN.benchmark("certify")
     threads: 1
     resources:
         gpu=1,

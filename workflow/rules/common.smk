@@ -5,7 +5,7 @@ from snakemake.exceptions import WorkflowError
 
 from lmt import stage_config
 from lmt.config import ConfigError, validate_config
-from lmt.paths import experiment_outputs, results_dir, run_dir
+from lmt.paths import ExperimentPaths, RunPaths, provenance_path
 
 try:
     _validated = validate_config(config)
@@ -15,10 +15,8 @@ config.clear()
 config.update(_validated)
 
 EXPERIMENTS = config["experiments"]  # name -> resolved settings of that experiment
-RESULTS = results_dir("{experiment}")
-RUN = run_dir("{experiment}", "{method}", "{seed}")
-LOGS = RESULTS + "/logs"
-BENCHMARKS = RESULTS + "/benchmarks"
+EXPERIMENT = ExperimentPaths("{experiment}")  # the job's experiment's files (lmt/paths.py)
+RUN = RunPaths.placeholders()  # the job's run's files
 
 
 def _alternatives(names):
@@ -38,14 +36,12 @@ def runs_of(experiment):
     return [(m, s) for m in settings["methods"] for s in settings["seeds"]]
 
 
-def per_run(pattern):
-    """Input function: ``pattern`` expanded over the runs of the job's experiment."""
+def per_run(file):
+    """Input function: ``file`` (an attribute of lmt.paths.RunPaths) of every run of the job's
+    experiment, in the configured order."""
 
     def inputs(wildcards):
-        return [
-            pattern.format(experiment=wildcards.experiment, method=m, seed=s)
-            for m, s in runs_of(wildcards.experiment)
-        ]
+        return [getattr(RunPaths.of(wildcards.experiment, m, s), file) for m, s in runs_of(wildcards.experiment)]
 
     return inputs
 
@@ -71,38 +67,36 @@ def attack_names(wildcards):
     return list(EXPERIMENTS[wildcards.experiment]["attack"]["attacks"])
 
 
-def attack_outputs(pattern):
-    """Input function: one per-run file per configured attack of the job's experiment."""
-
-    def inputs(wildcards):
-        return [pattern.format(**wildcards, attack=a) for a in attack_names(wildcards)]
-
-    return inputs
+def attack_outputs(wildcards):
+    """Input function: the job's run's distances of every configured attack."""
+    run = RunPaths.of(wildcards.experiment, wildcards.method, wildcards.seed)
+    return [run.attack(a) for a in attack_names(wildcards)]
 
 
 def final_outputs():
-    """Every table and figure of every experiment (lmt.paths.experiment_outputs)."""
+    """Every table and figure of every experiment (lmt.paths.ExperimentPaths.outputs)."""
     return [
         path
         for name, settings in EXPERIMENTS.items()
-        for path in experiment_outputs(name, settings["report"]["published"] is not None)
+        for path in ExperimentPaths(name).outputs(settings["report"]["published"] is not None)
     ]
 
 
-def table(name, caption):
-    """The three files of one table; the CSV goes into the HTML report."""
-    stem = f"{RESULTS}/tables/{name}"
+def _in_report(files, shown, caption, category):
+    """``files`` (format -> file) with the ``shown`` one registered for the HTML report."""
     return {
-        "csv": report(stem + ".csv", caption=f"../report/{caption}", category="Tables", subcategory="{experiment}"),
-        "md": stem + ".md",
-        "tex": stem + ".tex",
+        fmt: report(path, caption=f"../report/{caption}", category=category, subcategory="{experiment}")
+        if fmt == shown
+        else path
+        for fmt, path in files.items()
     }
+
+
+def table(name, caption):
+    """The files of one table; the CSV goes into the HTML report."""
+    return _in_report(EXPERIMENT.table(name).files, "csv", caption, "Tables")
 
 
 def figure(name, caption):
-    """The two files of one figure; the PNG goes into the HTML report."""
-    stem = f"{RESULTS}/figures/{name}"
-    return {
-        "png": report(stem + ".png", caption=f"../report/{caption}", category="Figures", subcategory="{experiment}"),
-        "pdf": stem + ".pdf",
-    }
+    """The files of one figure; the PNG goes into the HTML report."""
+    return _in_report(EXPERIMENT.figure(name).files, "png", caption, "Figures")

@@ -6,14 +6,14 @@
 rule plot_accuracy_vs_radius:
     """Certified (solid) and under-attack (dashed) accuracy against the L2 radius."""
     input:
-        per_run(RUN + "/examples.csv"),
+        per_run("examples"),
     output:
         **figure("accuracy_vs_radius", "accuracy_vs_radius.rst"),
     params:
         runs=run_labels,
         settings=stage_settings(stage_config.accuracy_figure),
     log:
-        LOGS + "/plot_accuracy_vs_radius.log",
+        EXPERIMENT.log("plot_accuracy_vs_radius"),
     script:
         "../scripts/plot_examples.py"
 
@@ -21,14 +21,14 @@ rule plot_accuracy_vs_radius:
 rule plot_inequality_chain:
     """Fig. 4: the chain ratios per example."""
     input:
-        per_run(RUN + "/examples.csv"),
+        per_run("examples"),
     output:
         **figure("inequality_chain", "inequality_chain_figure.rst"),
     params:
         runs=run_labels,
         settings=stage_settings(stage_config.chain_figure),
     log:
-        LOGS + "/plot_inequality_chain.log",
+        EXPERIMENT.log("plot_inequality_chain"),
     script:
         "../scripts/plot_examples.py"
 
@@ -36,14 +36,14 @@ rule plot_inequality_chain:
 rule plot_certified_vs_attack:
     """Certified radius against the smallest attack distance, per example."""
     input:
-        per_run(RUN + "/examples.csv"),
+        per_run("examples"),
     output:
         **figure("certified_vs_attack", "certified_vs_attack.rst"),
     params:
         runs=run_labels,
         settings=stage_settings(stage_config.titled_figure),
     log:
-        LOGS + "/plot_certified_vs_attack.log",
+        EXPERIMENT.log("plot_certified_vs_attack"),
     script:
         "../scripts/plot_examples.py"
 
@@ -51,7 +51,7 @@ rule plot_certified_vs_attack:
 rule bound_comparison:
     """Fig. 3 and its table: Thm 1/2, Cor. 1, Cisse+, Peck+ and the certified bound per layer."""
     input:
-        per_run(RUN + "/layer_bounds.csv"),
+        per_run("layer_bounds"),
     output:
         **{f"figure_{k}": v for k, v in figure("bound_comparison", "bound_comparison_figure.rst").items()},
         **{f"table_{k}": v for k, v in table("bound_comparison", "bound_comparison.rst").items()},
@@ -59,7 +59,7 @@ rule bound_comparison:
         runs=run_labels,
         settings=stage_settings(stage_config.titled_figure),
     log:
-        LOGS + "/bound_comparison.log",
+        EXPERIMENT.log("bound_comparison"),
     script:
         "../scripts/bound_comparison.py"
 
@@ -67,15 +67,15 @@ rule bound_comparison:
 rule plot_certified_perturbations:
     """Fig. 5: test images beside perturbations of their certified size (first seed per method)."""
     input:
-        models=per_run(RUN + "/model.pt"),
-        examples=per_run(RUN + "/examples.csv"),
+        models=per_run("model"),
+        examples=per_run("examples"),
     output:
         **figure("certified_perturbations", "certified_perturbations.rst"),
     params:
         runs=run_labels,
         settings=stage_settings(stage_config.perturbation_figure),
     log:
-        LOGS + "/plot_certified_perturbations.log",
+        EXPERIMENT.log("plot_certified_perturbations"),
     threads: 1
     script:
         "../scripts/plot_certified_perturbations.py"

@@ -1,16 +1,16 @@
 rule train:
     """Train one method with one seed; resumes from the last finished epoch after a crash."""
     output:
-        model=RUN + "/model.pt",
-        log=RUN + "/train_log.csv",
-        provenance=RUN + "/model.provenance.json",
+        model=RUN.model,
+        train_log=RUN.train_log,
+        provenance=provenance_path(RUN.model),
     params:
         settings=stage_settings(stage_config.train, "method", "seed"),
-        resume=RUN + "/resume.pt",
+        resume=RUN.resume,
     log:
-        LOGS + "/train/{method}_seed{seed}.log",
+        RUN.log("train"),
     benchmark:
-        BENCHMARKS + "/train/{method}_seed{seed}.tsv"
+        RUN.benchmark("train")
     threads: 1
     resources:
         gpu=1,

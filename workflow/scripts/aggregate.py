@@ -1,13 +1,11 @@
 """Snakemake adapter: summary, attack table and Table 1 over every run."""
 
 from lmt.report.stages import aggregate_stage
-from lmt.script_support import run_labels, snakemake_job, stem
+from lmt.script_support import experiment_inputs, snakemake_job, stem
 
 with snakemake_job(snakemake):  # noqa: F821 (injected by Snakemake)
     out = snakemake.output  # noqa: F821
     aggregate_stage(
-        snakemake.params.settings,  # noqa: F821
-        list(snakemake.input),  # noqa: F821
-        run_labels(snakemake.params.runs),  # noqa: F821
+        *experiment_inputs(snakemake),  # noqa: F821
         out.metrics, stem(out.summary_csv), stem(out.attacks_csv), stem(out.table1_csv),
     )

@@ -1,6 +1,7 @@
 """Snakemake adapter: join certificates, gradient bounds and attack distances, with the
 soundness gate."""
 
+from lmt.paths import RunPaths
 from lmt.pipeline import merge_stage
 from lmt.script_support import snakemake_job
 
@@ -10,6 +11,6 @@ with snakemake_job(snakemake):  # noqa: F821 (injected by Snakemake)
         snakemake.input.certified,  # noqa: F821
         snakemake.input.gradient,  # noqa: F821
         dict(zip(snakemake.params.attacks, snakemake.input.attacks)),  # noqa: F821
-        snakemake.output[0],  # noqa: F821
-        run_label=f"{wildcards.experiment}/{wildcards.method}/seed{wildcards.seed}",
+        snakemake.output.examples,  # noqa: F821
+        run_label=RunPaths.of(wildcards.experiment, wildcards.method, wildcards.seed).label,
     )

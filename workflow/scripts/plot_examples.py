@@ -1,7 +1,7 @@
 """Snakemake adapter: the figures drawn from the per-example tables, chosen by rule name."""
 
 from lmt.report import stages
-from lmt.script_support import run_labels, snakemake_job, stem
+from lmt.script_support import experiment_inputs, snakemake_job, stem
 
 STAGES = {
     "plot_accuracy_vs_radius": stages.accuracy_figure_stage,
@@ -10,9 +10,4 @@ STAGES = {
 }
 
 with snakemake_job(snakemake):  # noqa: F821 (injected by Snakemake)
-    STAGES[snakemake.rule](  # noqa: F821
-        snakemake.params.settings,  # noqa: F821
-        list(snakemake.input),  # noqa: F821
-        run_labels(snakemake.params.runs),  # noqa: F821
-        stem(snakemake.output.png),  # noqa: F821
-    )
+    STAGES[snakemake.rule](*experiment_inputs(snakemake), stem(snakemake.output.png))  # noqa: F821

@@ -1,12 +1,6 @@
 """Snakemake adapter: train one (method, seed) run."""
 
 from lmt.pipeline import train_stage
-from lmt.script_support import snakemake_job
+from lmt.script_support import run_stage
 
-with snakemake_job(snakemake):  # noqa: F821 (injected by Snakemake)
-    train_stage(
-        snakemake.params.settings,  # noqa: F821
-        model_path=snakemake.output.model,  # noqa: F821
-        log_path=snakemake.output.log,  # noqa: F821
-        resume_path=snakemake.params.resume,  # noqa: F821
-    )
+run_stage(snakemake, train_stage, resume=snakemake.params.resume)  # noqa: F821 (injected by Snakemake)
