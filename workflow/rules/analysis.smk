@@ -16,6 +16,10 @@ rule aggregate:
         settings=stage_settings(stage_config.aggregate),
     log:
         EXPERIMENT.log("aggregate"),
+    benchmark:
+        EXPERIMENT.benchmark("aggregate")
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/aggregate.py"
 
@@ -31,6 +35,10 @@ rule inequality_chain:
         settings=stage_settings(stage_config.inequality_chain),
     log:
         EXPERIMENT.log("inequality_chain"),
+    benchmark:
+        EXPERIMENT.benchmark("inequality_chain")
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/inequality_chain.py"
 
@@ -46,5 +54,9 @@ rule published_comparison:
         settings=stage_settings(stage_config.published_comparison),
     log:
         EXPERIMENT.log("published_comparison"),
+    benchmark:
+        EXPERIMENT.benchmark("published_comparison")
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/published_comparison.py"

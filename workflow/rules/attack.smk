@@ -15,6 +15,8 @@ rule attack:
     threads: 1
     resources:
         gpu=1,
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/attack.py"
 
@@ -34,6 +36,8 @@ rule gradient_bounds:
     benchmark:
         RUN.benchmark("gradient_bounds")
     threads: 1
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/gradient_bounds.py"
 
@@ -51,5 +55,9 @@ rule merge_examples:
         attacks=attack_names,
     log:
         RUN.log("merge_examples"),
+    benchmark:
+        RUN.benchmark("merge_examples")
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/merge_examples.py"

@@ -16,5 +16,7 @@ rule certify:
     threads: 1
     resources:
         gpu=1,
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/certify.py"

@@ -17,6 +17,7 @@ config.update(_validated)
 EXPERIMENTS = config["experiments"]  # name -> resolved settings of that experiment
 EXPERIMENT = ExperimentPaths("{experiment}")  # the job's experiment's files (lmt/paths.py)
 RUN = RunPaths.placeholders()  # the job's run's files
+ENVIRONMENT = "../../environment.yml"  # the software of every rule (relative to workflow/rules/)
 
 
 def _alternatives(names):

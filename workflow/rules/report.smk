@@ -14,6 +14,10 @@ rule plot_accuracy_vs_radius:
         settings=stage_settings(stage_config.accuracy_figure),
     log:
         EXPERIMENT.log("plot_accuracy_vs_radius"),
+    benchmark:
+        EXPERIMENT.benchmark("plot_accuracy_vs_radius")
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/plot_examples.py"
 
@@ -29,6 +33,10 @@ rule plot_inequality_chain:
         settings=stage_settings(stage_config.chain_figure),
     log:
         EXPERIMENT.log("plot_inequality_chain"),
+    benchmark:
+        EXPERIMENT.benchmark("plot_inequality_chain")
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/plot_examples.py"
 
@@ -44,6 +52,10 @@ rule plot_certified_vs_attack:
         settings=stage_settings(stage_config.titled_figure),
     log:
         EXPERIMENT.log("plot_certified_vs_attack"),
+    benchmark:
+        EXPERIMENT.benchmark("plot_certified_vs_attack")
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/plot_examples.py"
 
@@ -60,6 +72,10 @@ rule bound_comparison:
         settings=stage_settings(stage_config.titled_figure),
     log:
         EXPERIMENT.log("bound_comparison"),
+    benchmark:
+        EXPERIMENT.benchmark("bound_comparison")
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/bound_comparison.py"
 
@@ -76,6 +92,10 @@ rule plot_certified_perturbations:
         settings=stage_settings(stage_config.perturbation_figure),
     log:
         EXPERIMENT.log("plot_certified_perturbations"),
+    benchmark:
+        EXPERIMENT.benchmark("plot_certified_perturbations")
+    conda:
+        ENVIRONMENT
     threads: 1
     script:
         "../scripts/plot_certified_perturbations.py"

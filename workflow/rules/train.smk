@@ -14,5 +14,7 @@ rule train:
     threads: 1
     resources:
         gpu=1,
+    conda:
+        ENVIRONMENT
     script:
         "../scripts/train.py"
