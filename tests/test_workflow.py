@@ -15,6 +15,7 @@ from lmt.paths import FIGURES, ExperimentPaths
 from tests.conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
 
 
 def _snakemake(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -65,22 +66,9 @@ def test_bad_config_stops_snakemake_naming_the_key(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
-    config = {
-        "experiment": "tiny",
-        "data": {"n_test_embedded": 200},
-        "training": {"epochs": 2},
-        "methods": {"standard": {}, "lmt": {"c": 1.0}},
-        "certify": {"n_iter": 300, "n_starts": 4},
-        "attack": {
-            "n_examples": 40,
-            "attacks": {"cw": {"steps": 20, "binary_search_steps": 3}, "deepfool": {}, "pgd.fast": {"steps": 5}},
-        },
-        "chain": {"n_noise": 2},
-        "report": {"radii": [0.5, 1.0, 1.58], "published": "mnist_wk", "n_perturbation_examples": 3},
-    }
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    result = _snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(tmp_path))
+    """The tiny test config (.test/config/config.yaml) through every rule, then the report."""
+    cfg = str(TEST_CONFIG)
+    result = _snakemake("--cores", "2", "--configfile", cfg, "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
     root = tmp_path / "results" / "tiny"
     summary = pd.read_csv(root / "tables" / "summary.csv")
@@ -115,7 +103,7 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
     attacked = json.loads((root / "runs" / "lmt" / "seed0" / "attack_cw.provenance.json").read_text())
     assert attacked["config"]["attack"]["budget"]["steps"] == 20 and attacked["config"]["attack"]["n_examples"] == 40
     report = tmp_path / "report.html"
-    built = _snakemake("--configfile", str(cfg), "--directory", str(tmp_path), "--report", str(report))
+    built = _snakemake("--configfile", cfg, "--directory", str(tmp_path), "--report", str(report))
     assert built.returncode == 0, built.stderr[-4000:]
     html = report.read_text()
     for name in FIGURES:
@@ -123,5 +111,5 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
     assert html.count("data:image/png") >= len(FIGURES), "every figure is embedded in the report"
     for name in ("table1", "summary", "published", "inequality_chain", "bound_comparison"):
         assert f"{name}.csv" in html, f"table {name} missing from the HTML report"
-    again = _snakemake("--cores", "2", "--configfile", str(cfg), "--directory", str(tmp_path))
+    again = _snakemake("--cores", "2", "--configfile", cfg, "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
