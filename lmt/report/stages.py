@@ -20,15 +20,15 @@ import torch
 from lmt import stage_config
 from lmt.data import load_dataset
 from lmt.io import atomic_path, write_csv, write_json
-from lmt.methods import load_plugins
 from lmt.paths import figure_stem, run_dir, table_stem
 from lmt.provenance import record
+from lmt.registry import load_plugins
 from lmt.report.bound_figure import bound_comparison_table, plot_bound_comparison
 from lmt.report.chain_figure import plot_chain_ratios
 from lmt.report.figures import plot_accuracy_vs_radius
 from lmt.report.formatting import write_table
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
-from lmt.report.published import PUBLISHED, comparison_display, comparison_table
+from lmt.report.published import comparison_display, comparison_table, published_numbers
 from lmt.report.scatter_figure import plot_certified_vs_attack
 from lmt.report.tables import (
     CHAIN_NOTE,
@@ -156,8 +156,8 @@ def _published_ratios(config: StageConfig) -> dict[tuple[str, str], float]:
     chosen = config["report"]["published"]
     return {
         (n.method, n.metric[len("chain:"):]): n.value
-        for n in PUBLISHED
-        if n.published_set == chosen and n.metric.startswith("chain:")
+        for n in (published_numbers(chosen) if chosen is not None else ())
+        if n.metric.startswith("chain:")
     }
 
 
