@@ -22,7 +22,7 @@ from lmt.bounds import CertifySettings, compare_bounds, comparison_frame
 from lmt.data import load_dataset
 from lmt.device import choose_device, describe
 from lmt.io import write_csv, write_json
-from lmt.methods import load_plugins
+from lmt.registry import load_plugins
 from lmt.provenance import record
 from lmt.numerics import strict_float32
 from lmt.soundness import (  # noqa: F401 (re-exported)

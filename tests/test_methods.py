@@ -85,7 +85,7 @@ def test_parseval_keeps_weights_near_parseval_tight(small: Dataset, tmp_path) ->
 
 
 def test_parseval_residual_weights_stay_on_the_simplex_and_bound_soundly() -> None:
-    from baselines.parseval import ConvexWeight, project_to_simplex
+    from lmt_bench_baselines.parseval import ConvexWeight, project_to_simplex
     from lmt.bounds import NetworkBound
     from lmt.models import create_model
 
