@@ -16,18 +16,27 @@ within the radius changes the float32 prediction, nor any input the exact networ
     ⇒ r_i = (d64_i − √2·(E64(x) + c(x))) / (K_yi + √2·b).
 
 The arithmetic of the formula itself is rounded towards zero by explicit relative margins.
+
+Certificate kinds are registered by name in :data:`CERTIFICATES` (a
+:class:`lmt.registry.Registry`): a kind is a function with the signature of
+:func:`certify_examples` — the network's bounds, the model, examples and labels, the
+:class:`~lmt.bounds.CertifySettings` (its parameters) — returning :class:`Certificates`. The
+Lipschitz-margin certificate above is ``lipschitz_margin``; another kind (randomized smoothing)
+is one more module that registers its function.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
 from lmt.bounds import CertifiedBound, CertifySettings, NetworkBound
 from lmt.bounds.rounding import FLOAT64_UNIT_ROUNDOFF, float64_forward, float64_model, logit_errors
+from lmt.registry import Registry
 
 # Relative margin on pairwise Lipschitz bounds computed in float64 (norms of weight
 # differences, products of layer bounds): far above their rounding error.
@@ -119,6 +128,11 @@ class Certificates:
     rounding: dict  # the bounds' parameters, for bounds.json
 
 
+CertifyFunction = Callable[..., Certificates]
+CERTIFICATES: Registry[CertifyFunction] = Registry("certificate kind")
+
+
+@CERTIFICATES.register("lipschitz_margin", params=CertifySettings)
 def certify_examples(
     network: NetworkBound, bound: CertifiedBound, model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
     settings: CertifySettings = CertifySettings(), batch_size: int = 500,

@@ -146,7 +146,7 @@ def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
     checked["experiments"] = raw_experiments
     _check_schema(checked, schema)
     try:
-        from lmt.methods import load_plugins
+        from lmt.registry import load_plugins
 
         load_plugins(checked["plugins"])
     except ImportError as err:

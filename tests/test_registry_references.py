@@ -37,7 +37,7 @@ from torch.nn.modules import padding
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
-import baselines.parseval as parseval
+import lmt_bench_baselines.parseval as parseval
 from lmt.bounds import BoundContext, CertifySettings, registered_bounds
 from lmt.bounds.registry import INPUT, lookup_bound, lookup_fusion
 from lmt.models.normalize import Normalize

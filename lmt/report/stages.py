@@ -26,7 +26,7 @@ from lmt.report.chain_figure import plot_chain_ratios
 from lmt.report.figures import plot_accuracy_vs_radius
 from lmt.report.formatting import write_table
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
-from lmt.report.published import PUBLISHED, comparison_display, comparison_table
+from lmt.report.published import comparison_display, comparison_table, published_numbers
 from lmt.report.scatter_figure import plot_certified_vs_attack
 from lmt.report.tables import (
     CHAIN_NOTE,
@@ -154,8 +154,8 @@ def _published_ratios(config: StageConfig) -> dict[tuple[str, str], float]:
     chosen = config["report"]["published"]
     return {
         (n.method, n.metric[len("chain:"):]): n.value
-        for n in PUBLISHED
-        if n.published_set == chosen and n.metric.startswith("chain:")
+        for n in (published_numbers(chosen) if chosen is not None else ())
+        if n.metric.startswith("chain:")
     }
 
 
