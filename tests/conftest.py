@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,6 @@ from lmt.data import Dataset, embedded_mnist
 from lmt.train import TrainedModel, TrainSettings, train
 
 REPO = Path(__file__).resolve().parents[1]
-
-warnings.filterwarnings("ignore", message=".*scipy.ndimage.filters.*", category=DeprecationWarning)
 
 # One thread: the tests' tensors are small, and on a 2-core CI machine (or beside other jobs)
 # two threads per process make attacks many times slower.
