@@ -23,6 +23,7 @@ import lmt.attacks
 from lmt.attacks import ATTACKS, Attack, create_attack, list_attacks, minimal_l2
 from lmt.attacks.pgd import PGD
 from lmt.config import load_schema
+from lmt.docs.schema import documented_attacks
 from tests.conftest import REPO
 
 
@@ -44,6 +45,7 @@ def test_every_attack_in_the_package_is_registered_and_listed() -> None:
     registered = {ATTACKS.get(name): name for name in list_attacks()}
     for cls in classes:
         assert cls in registered, f"{cls.__qualname__} is not registered"
+    assert sorted(documented_attacks()) == list_attacks()  # no plugin has crept in
 
 
 @pytest.mark.parametrize("name", list_attacks())
@@ -76,8 +78,7 @@ def test_schema_documents_every_attack_with_the_class_defaults() -> None:
     """Each registered attack has a $defs entry whose properties and defaults are its fields."""
     schema = load_schema()
     patterns = schema["properties"]["attack"]["properties"]["attacks"]["patternProperties"]
-    for name in list_attacks():
-        cls = ATTACKS.get(name)
+    for name, cls in documented_attacks().items():
         entry = schema["$defs"][f"attack_{name}"]
         assert {"$ref": f"#/$defs/attack_{name}"} in patterns.values()
         fields = {f.name: f.default for f in dataclasses.fields(cls)}
@@ -144,10 +145,11 @@ GUIDE_CHECK = textwrap.dedent('''
     from torch import nn
     from lmt.attacks import create_attack, list_attacks, minimal_l2
     from lmt.config import ConfigError, validate_config
+    from lmt.docs.schema import documented_attacks
 
     name = sys.argv[1]
     config = validate_config({"plugins": ["readme_attack"], "attack": {"attacks": {name: {}, f"{name}.tag": {}}}})
-    assert name in list_attacks()
+    assert name in list_attacks() and name not in documented_attacks()  # a plugin is not documented
     with pytest.raises(ConfigError, match=f"attack.attacks.{name}.*no_such_budget"):
         validate_config({"plugins": ["readme_attack"], "attack": {"attacks": {name: {"no_such_budget": 1}}}})
     # class 0 iff x_0 > 0.5: exact distances 0.05, 0.3 and 0 (misclassified)
@@ -167,7 +169,7 @@ GUIDE_CHECK = textwrap.dedent('''
 
 def test_readme_add_an_attack_guide_runs_as_written(tmp_path) -> None:
     """The README's example, as a plugin module: it validates in a config (an unknown parameter
-    named) and runs through minimal_l2 with distances ≥ the exact ones."""
+    named), runs through minimal_l2 with distances ≥ the exact ones, and is not documented."""
     guide = _readme_guide()
     name = re.search(r"@ATTACKS\.register\(\"(\w+)\"\)", guide)
     assert name, "the guide registers no attack with @ATTACKS.register(\"NAME\")"
