@@ -28,6 +28,12 @@ def allowed(p: Parameter) -> str:
     return ", ".join(f"{_SYMBOLS[key]} {value:g}" for key, value in p.bounds.items()) or "—"
 
 
+def _described(p: Parameter) -> str:
+    """``name = default (range): meaning`` of one parameter."""
+    limits = allowed(p)
+    return f"`{p.name}` = {literal(p.default)}" + ("" if limits == "—" else f" ({limits})") + f": {p.doc}"
+
+
 def _row(*cells: str) -> str:
     return "| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |"
 
@@ -39,9 +45,8 @@ def methods_table() -> str:
         cls = get_method_spec(name, {})[0]
         if not in_repository(cls):
             continue
-        params = [f"`{p.name}` = {literal(p.default)}" + ("" if allowed(p) == "—" else f" ({allowed(p)})") + f": {p.doc}"
-                  for p in parameters(cls.Params)]
-        rows.append(_row(f"`{name}`", summary(cls), "<br>".join(params) or "—"))
+        params = "<br>".join(_described(p) for p in parameters(cls.Params))
+        rows.append(_row(f"`{name}`", summary(cls), params or "—"))
     return "\n".join(rows) + "\n"
 
 
