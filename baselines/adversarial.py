@@ -10,19 +10,18 @@ Examples are generated with the model in eval mode (dropout off, BatchNorm runni
 
 from __future__ import annotations
 
-import warnings
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from lmt.attacks.base import BOUNDS
+from lmt.attacks.cw import CW
+from lmt.attacks.foolbox_import import fb
 from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
-from lmt.params import check_bounds
-
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*scipy.ndimage.filters.*", category=DeprecationWarning)
-    import foolbox as fb
+from lmt.params import CheckedParams, param
 
 
 def attacked(model: nn.Module, attack: Any, x: torch.Tensor, y: torch.Tensor, epsilons: Any) -> torch.Tensor:
@@ -30,7 +29,7 @@ def attacked(model: nn.Module, attack: Any, x: torch.Tensor, y: torch.Tensor, ep
     was_training = model.training
     model.eval()
     try:
-        fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=x.device)
+        fmodel = fb.PyTorchModel(model, bounds=BOUNDS, device=x.device)
         _, adv, success = attack(fmodel, x, y, epsilons=epsilons)
     finally:
         model.train(was_training)
@@ -40,39 +39,32 @@ def attacked(model: nn.Module, attack: Any, x: torch.Tensor, y: torch.Tensor, ep
 
 @register_method("cw_adv")
 class CWAdversarialTraining(Method):
-    @dataclass(frozen=True)
-    class Params:
-        steps: int = 30
-        stepsize: float = 1e-2
-        binary_search_steps: int = 1
-        initial_const: float = 1.0
-        confidence: float = 0.0
+    """§6.1's C&W adversarial training (30 steps, 1 binary-search step, constant 1)."""
 
-        def __post_init__(self) -> None:
-            check_bounds(self, "steps", "binary_search_steps", ge=1)
-            check_bounds(self, "stepsize", "initial_const", gt=0)
-            check_bounds(self, "confidence", ge=0)
+    @dataclass(frozen=True)
+    class Params(CheckedParams):
+        """The C&W budget (the attack ``cw``'s parameters but ``abort_early``, which is on)."""
+
+        steps: int = param(30, "Adam steps of C&W (official cw_30_1_1_1: 30).", ge=1)
+        stepsize: float = param(1e-2, "Adam learning rate of C&W.", gt=0)
+        binary_search_steps: int = param(1, "Binary-search steps on the C&W constant.", ge=1)
+        initial_const: float = param(1.0, "Initial C&W trade-off constant.", gt=0)
+        confidence: float = param(0.0, "C&W confidence κ.", ge=0)
 
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.params
-        attack = fb.attacks.L2CarliniWagnerAttack(
-            binary_search_steps=p.binary_search_steps, steps=p.steps, stepsize=p.stepsize,
-            confidence=p.confidence, initial_const=p.initial_const, abort_early=True,
-        )
+        attack = CW(**dataclasses.asdict(self.params)).foolbox_attack()
         return cross_entropy_loss(ctx, attacked(ctx.model, attack, x, y, None), y)
 
 
 @register_method("pgd_adv")
 class PGDAdversarialTraining(Method):
-    @dataclass(frozen=True)
-    class Params:
-        eps: float = 1.0
-        steps: int = 10
-        rel_stepsize: float = 0.25
+    """L2 PGD adversarial training (beyond the paper)."""
 
-        def __post_init__(self) -> None:
-            check_bounds(self, "eps", "rel_stepsize", gt=0)
-            check_bounds(self, "steps", ge=1)
+    @dataclass(frozen=True)
+    class Params(CheckedParams):
+        eps: float = param(1.0, "L2 radius of the attack.", gt=0)
+        steps: int = param(10, "PGD iterations.", ge=1)
+        rel_stepsize: float = param(0.25, "Step size relative to eps.", gt=0)
 
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.params

@@ -15,17 +15,17 @@ import torch.nn.functional as F
 
 from lmt.losses import prop2_margin
 from lmt.methods import Method, StepContext, register_method
-from lmt.params import check_bounds
+from lmt.params import CheckedParams, param
 
 
 @register_method("gloro")
 class GloRo(Method):
-    @dataclass(frozen=True)
-    class Params:
-        eps: float = 0.3
+    """Leino et al. 2021: cross-entropy with the ⊥ logit from pairwise Lipschitz bounds (beyond
+    the paper)."""
 
-        def __post_init__(self) -> None:
-            check_bounds(self, "eps", ge=0)
+    @dataclass(frozen=True)
+    class Params(CheckedParams):
+        eps: float = param(0.3, "Radius ε at which every training point is pushed to be certified.", ge=0)
 
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = ctx.model(x)

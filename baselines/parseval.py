@@ -22,7 +22,7 @@ from torch import nn
 
 from lmt.bounds import BoundContext, register_bound
 from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
-from lmt.params import check_bounds
+from lmt.params import CheckedParams, param
 
 
 class Scale(nn.Module):
@@ -84,14 +84,13 @@ def _last_linear(model: nn.Module) -> nn.Linear | None:
 
 @register_method("parseval")
 class Parseval(Method):
-    @dataclass(frozen=True)
-    class Params:
-        beta: float = 1e-4
-        weight_decay: float = 5e-4  # on the last fully connected layer only
+    """Cisse et al. 2017: retraction W ← (1+β)W − βWWᵀW, conv outputs ×1/√(kh·kw), convex
+    residual sums, weight decay on the last layer only."""
 
-        def __post_init__(self) -> None:
-            check_bounds(self, "beta", "weight_decay", ge=0)
-            check_bounds(self, "beta", lt=1)  # the retraction converges to σ = 1 only for β < 1
+    @dataclass(frozen=True)
+    class Params(CheckedParams):
+        beta: float = param(1e-4, "Retraction step β (the retraction converges to σ = 1 only for β < 1).", ge=0, lt=1)
+        weight_decay: float = param(5e-4, "Weight decay on the last fully connected layer only.", ge=0)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         _scale_convolutions(model)

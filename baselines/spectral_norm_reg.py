@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
-from lmt.params import check_bounds
+from lmt.params import CheckedParams, param
 
 
 def weight_matrices(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -29,12 +29,11 @@ def weight_matrices(model: nn.Module) -> dict[str, torch.Tensor]:
 
 @register_method("spectral_norm_reg")
 class SpectralNormRegularization(Method):
-    @dataclass(frozen=True)
-    class Params:
-        lam: float = 0.01
+    """Yoshida & Miyato 2017: + λ/2·Σσ(W)², one power-iteration step per update."""
 
-        def __post_init__(self) -> None:
-            check_bounds(self, "lam", ge=0)
+    @dataclass(frozen=True)
+    class Params(CheckedParams):
+        lam: float = param(0.01, "λ, the weight of the penalty λ/2·Σσ(W)².", ge=0)
 
     def __init__(self, params: Params) -> None:
         super().__init__(params)

@@ -9,5 +9,7 @@ from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
 
 @register_method("standard")
 class Standard(Method):
+    """Cross-entropy."""
+
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return cross_entropy_loss(ctx, x, y)

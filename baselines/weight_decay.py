@@ -10,17 +10,16 @@ import torch
 from torch import nn
 
 from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
-from lmt.params import check_bounds
+from lmt.params import CheckedParams, param
 
 
 @register_method("weight_decay")
 class WeightDecay(Method):
-    @dataclass(frozen=True)
-    class Params:
-        weight_decay: float = 5e-4
+    """Cross-entropy, L2 decay on all parameters."""
 
-        def __post_init__(self) -> None:
-            check_bounds(self, "weight_decay", ge=0)
+    @dataclass(frozen=True)
+    class Params(CheckedParams):
+        weight_decay: float = param(5e-4, "L2 decay on every parameter (biases and BatchNorm included).", ge=0)
 
     def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         return [{"params": list(model.parameters()), "weight_decay": self.params.weight_decay}]

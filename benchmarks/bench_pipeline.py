@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from lmt.attacks import CWBudget, minimal_l2
+from lmt.attacks import minimal_l2
+from lmt.attacks.cw import CW
 from lmt.bounds import CertifySettings, NetworkBound
 from lmt.certify import certify_examples
 from lmt.data import embedded_mnist
@@ -64,7 +65,7 @@ def main() -> None:
 
     n = args.attack_examples
     start = time.perf_counter()
-    minimal_l2(model, x[:n], y[:n], CWBudget(), batch_size=n, device=device, progress=False)
+    minimal_l2(model, x[:n], y[:n], CW(), batch_size=n, device=device, progress=False)
     _sync(device)
     attack = time.perf_counter() - start
     print(f"C&W (paper budget, 9 x 100 steps): {attack / n * 100:.2f} s per 100 examples; "

@@ -22,6 +22,7 @@ import jsonschema
 import yaml
 
 from lmt.params import ParamError
+from lmt.registry import split_label
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 
@@ -177,7 +178,7 @@ def _check_meaning(config: dict[str, Any], prefix: str = "") -> None:
 
 def _check_registered_names(config: dict[str, Any], prefix: str = "") -> None:
     """Names the schema cannot know: models, methods and attacks come from registries."""
-    from lmt.attacks import attack_type, list_attacks
+    from lmt.attacks import list_attacks
     from lmt.methods import get_method_spec
     from lmt.models import list_models
 
@@ -193,7 +194,7 @@ def _check_registered_names(config: dict[str, Any], prefix: str = "") -> None:
             raise _registry_error(f"{prefix}methods.{run_name}", err) from None
     _check_attacks(config["attack"]["attacks"], prefix)
     wanted = config["report"]["table1_attack"]
-    if attack_type(wanted) not in list_attacks():
+    if split_label(wanted)[0] not in list_attacks():
         raise ConfigError(
             f"config key '{prefix}report.table1_attack': unknown attack {wanted!r}; registered: {list_attacks()}"
         )

@@ -18,7 +18,7 @@ from torch import nn
 
 from lmt.bounds import NetworkBound
 from lmt.losses import VARIANTS, lmt_loss
-from lmt.params import ParamError, check_bounds
+from lmt.params import CheckedParams, ParamError, param
 from lmt.registry import Registry
 
 
@@ -41,7 +41,7 @@ class Method:
     name: ClassVar[str] = ""
 
     @dataclass(frozen=True)
-    class Params:
+    class Params(CheckedParams):
         pass
 
     def __init__(self, params: Any) -> None:
@@ -107,22 +107,20 @@ def create_method(label: str, params: dict[str, Any] | None = None) -> Method:
 
 @register_method("lmt")
 class LMT(Method):
-    """Lipschitz-Margin Training: cross-entropy on logits shifted by c times the Lipschitz margin."""
+    """Lipschitz-margin training: cross-entropy on logits shifted by c times the Lipschitz margin."""
 
     @dataclass(frozen=True)
-    class Params:
-        """c: the guarded radius; c_start/warmup_epochs: linear per-iteration warm-up from
-        c_start to c over the first warmup_epochs epochs (the official "GoyalSchedule")."""
-
-        c: float = 1.0
-        variant: str = "prop2_clipped"
-        c_start: float | None = None
-        warmup_epochs: float = 0.0
+    class Params(CheckedParams):
+        c: float = param(1.0, "The guarded radius.", ge=0)
+        variant: str = param("prop2_clipped", "The margin: Prop. 2 clipped as in the official code, Prop. 2 or Prop. 1.",
+                             choices=VARIANTS)
+        c_start: float | None = param(
+            None, "The c a linear per-iteration warm-up starts from (the official GoyalSchedule); null for none.", ge=0,
+        )
+        warmup_epochs: float = param(0.0, "Epochs over which c rises from c_start to c.", ge=0)
 
         def __post_init__(self) -> None:
-            check_bounds(self, "c", "c_start", "warmup_epochs", ge=0)
-            if self.variant not in VARIANTS:
-                raise ParamError("variant", f"must be one of {list(VARIANTS)}, got {self.variant!r}")
+            super().__post_init__()
             if self.warmup_epochs > 0 and self.c_start is None:
                 raise ParamError("warmup_epochs", "needs 'c_start', the c the warm-up starts from")
             if self.c_start is None:

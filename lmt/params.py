@@ -1,11 +1,14 @@
 """Typed parameters of methods and attacks: strict checks shared by both registries.
 
 A method's ``Params`` and an attack class are frozen dataclasses whose fields are the
-parameters a config may set. :func:`check_params` turns a config mapping into an instance,
-rejecting unknown names and ill-typed values (a float for an int, a bool for a number,
-NaN/inf, a string for a bool); ``__post_init__`` methods then check ranges and relations
-between fields with :func:`check_bounds` or by raising :class:`ParamError`. Every error names
-the parameter, so :mod:`lmt.config` can report the full config key.
+parameters a config may set. Each field is declared once with :func:`param`: its default, what
+it means, and its range or choices. :class:`CheckedParams` enforces those ranges and choices
+after ``__init__``; :mod:`lmt.docs` writes the same declarations into the config schema and
+the README. :func:`check_params` turns a config mapping into an instance, rejecting unknown
+names and ill-typed values (a float for an int, a bool for a number, NaN/inf, a string for a
+bool); relations between fields are checked by extending ``__post_init__`` and raising
+:class:`ParamError`. Every error names the parameter, so :mod:`lmt.config` can report the full
+config key.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import math
 import operator
 import types
 import typing
-from typing import Any, Mapping, TypeVar
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -102,3 +106,50 @@ def check_bounds(
         for bound, holds, symbol in ((ge, operator.ge, "≥"), (gt, operator.gt, ">"), (le, operator.le, "≤"), (lt, operator.lt, "<")):
             if bound is not None and not holds(value, bound):
                 raise ParamError(name, f"must be {symbol} {bound:g}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What :func:`param` declares about a field besides its default: ``doc`` (one sentence for
+    the schema and README), ``bounds`` (keywords of :func:`check_bounds`: ge, gt, le, lt) and
+    ``choices`` (the allowed values, or None for any)."""
+
+    doc: str
+    bounds: Mapping[str, float]
+    choices: tuple[Any, ...] | None = None
+
+
+_DECLARATION = "lmt.params"  # the key of a field's Declaration in its metadata
+
+
+def param(
+    default: Any, doc: str, *,
+    ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None,
+    choices: Iterable[Any] | None = None,
+) -> Any:
+    """A parameter field: ``default``, its meaning ``doc`` and its range (``ge``: ≥, ``gt``: >,
+    ``le``: ≤, ``lt``: <) or ``choices``, declared once for the checks and the documentation."""
+    bounds = {key: value for key, value in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if value is not None}
+    declared = Declaration(doc, bounds, None if choices is None else tuple(choices))
+    return dataclasses.field(default=default, metadata={_DECLARATION: declared})
+
+
+def declaration(field: dataclasses.Field) -> Declaration | None:
+    """The :class:`Declaration` of a field made with :func:`param` (None for a plain field)."""
+    return field.metadata.get(_DECLARATION)
+
+
+class CheckedParams:
+    """Base of parameter dataclasses: after ``__init__`` every field declared with :func:`param`
+    is checked against its range and choices (a :class:`ParamError` naming it). Subclasses that
+    relate fields extend ``__post_init__`` (calling this one first)."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            declared = declaration(field)
+            if declared is None:
+                continue
+            check_bounds(self, field.name, **declared.bounds)
+            value = getattr(self, field.name)
+            if declared.choices is not None and value is not None and value not in declared.choices:
+                raise ParamError(field.name, f"must be one of {list(declared.choices)}, got {value!r}")

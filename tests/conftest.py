@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -34,8 +33,6 @@ def _bind_baselines_to_this_checkout() -> None:
 
 
 _bind_baselines_to_this_checkout()
-
-warnings.filterwarnings("ignore", message=".*scipy.ndimage.filters.*", category=DeprecationWarning)
 
 # One thread: the tests' tensors are small, and on a 2-core CI machine (or beside other jobs)
 # two threads per process make attacks many times slower.

@@ -1,23 +1,84 @@
-"""The attack registry: config schema and classes agree, names and parameters are checked,
-budgets are recorded, and the per-example PGD bisection really is per example."""
+"""The attack registry: every attack module registers its attack, each is built from its
+defaults and rejects unknown parameters by name, config schema and classes agree, budgets are
+recorded, the per-example PGD bisection really is per example, and the README's "Add an attack"
+guide runs as written."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 from torch import nn
 
-from lmt.attacks import ATTACKS, PGD, create_attack, list_attacks, minimal_l2
+import lmt.attacks
+from lmt.attacks import ATTACKS, Attack, create_attack, list_attacks, minimal_l2
+from lmt.attacks.pgd import PGD
 from lmt.config import load_schema
+from lmt.docs.schema import documented_attacks
+from tests.conftest import REPO
+
+
+def _attack_classes_in_the_package() -> list[type]:
+    """Every Attack subclass defined in an attack module of lmt/attacks/ (all but the base)."""
+    found = []
+    for info in pkgutil.iter_modules(lmt.attacks.__path__):
+        if info.name == "base":
+            continue
+        module = importlib.import_module(f"lmt.attacks.{info.name}")
+        found += [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(cls, Attack) and not inspect.isabstract(cls) and cls.__module__ == module.__name__]
+    return found
+
+
+def test_every_attack_in_the_package_is_registered_and_listed() -> None:
+    classes = _attack_classes_in_the_package()
+    assert len(classes) >= 5
+    registered = {ATTACKS.get(name): name for name in list_attacks()}
+    for cls in classes:
+        assert cls in registered, f"{cls.__qualname__} is not registered"
+    assert sorted(documented_attacks()) == list_attacks()  # no plugin has crept in
+
+
+@pytest.mark.parametrize("name", list_attacks())
+def test_every_attack_is_built_from_its_defaults(name: str) -> None:
+    cls = ATTACKS.get(name)
+    attack = create_attack(name)
+    assert type(attack) is cls and attack == cls() and attack.name == name
+    assert attack.budget() == {"attack": name, **dataclasses.asdict(cls())}
+    assert create_attack(f"{name}.tagged") == attack
+
+
+@pytest.mark.parametrize("name", list_attacks())
+def test_every_attack_rejects_an_unknown_parameter_by_name(name: str) -> None:
+    fields = [f.name for f in dataclasses.fields(ATTACKS.get(name))]
+    message = rf"attack '{name}' has no parameter\(s\) \['no_such_budget'\]; it takes {re.escape(str(fields))}"
+    with pytest.raises(TypeError, match=message):
+        create_attack(name, {"no_such_budget": 1})
+
+
+def test_an_unregistered_attack_has_no_name_to_record() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Unregistered(PGD):
+        """Not registered."""
+
+    with pytest.raises(LookupError, match="Unregistered is not registered.*ATTACKS.register"):
+        Unregistered().budget()
 
 
 def test_schema_documents_every_attack_with_the_class_defaults() -> None:
     """Each registered attack has a $defs entry whose properties and defaults are its fields."""
     schema = load_schema()
     patterns = schema["properties"]["attack"]["properties"]["attacks"]["patternProperties"]
-    for name, cls in ATTACKS.items():
+    for name, cls in documented_attacks().items():
         entry = schema["$defs"][f"attack_{name}"]
         assert {"$ref": f"#/$defs/attack_{name}"} in patterns.values()
         fields = {f.name: f.default for f in dataclasses.fields(cls)}
@@ -64,3 +125,57 @@ def test_an_unfoolable_model_gives_inf_for_every_attack(name: str) -> None:
     attack = create_attack(name, small.get(name, {"steps": 3}))
     result = minimal_l2(model, torch.rand(5, 1, 2, 2), torch.zeros(5, dtype=torch.long), attack, progress=False)
     assert torch.isinf(result.distance).all() and not result.success.any()
+
+
+def _readme_guide() -> str:
+    """The first fenced Python block under the README's "## Add an attack" heading."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Add an attack\n(.*?)(?=^## )", readme + "\n## ", re.MULTILINE | re.DOTALL)
+    if section is None:
+        pytest.skip("README.md has no '## Add an attack' section yet (its example is what this test runs)")
+    block = re.search(r"^```python\n(.*?)^```", section[1], re.MULTILINE | re.DOTALL)
+    assert block, "the README's 'Add an attack' section has no ```python block"
+    return block[1]
+
+
+GUIDE_CHECK = textwrap.dedent('''
+    """Run in a fresh interpreter, so that the guide's attack stays out of the test session."""
+    import sys
+    import pytest, torch
+    from torch import nn
+    from lmt.attacks import create_attack, list_attacks, minimal_l2
+    from lmt.config import ConfigError, validate_config
+    from lmt.docs.schema import documented_attacks
+
+    name = sys.argv[1]
+    config = validate_config({"plugins": ["readme_attack"], "attack": {"attacks": {name: {}, f"{name}.tag": {}}}})
+    assert name in list_attacks() and name not in documented_attacks()  # a plugin is not documented
+    with pytest.raises(ConfigError, match=f"attack.attacks.{name}.*no_such_budget"):
+        validate_config({"plugins": ["readme_attack"], "attack": {"attacks": {name: {"no_such_budget": 1}}}})
+    # class 0 iff x_0 > 0.5: exact distances 0.05, 0.3 and 0 (misclassified)
+    model = nn.Sequential(nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+        model[0].bias.copy_(torch.tensor([-0.5, 0.5]))
+    x, y = torch.tensor([[0.55, 0.5], [0.8, 0.5], [0.3, 0.5]]), torch.zeros(3, dtype=torch.long)
+    attack = create_attack(name, config["experiments"]["default"]["attack"]["attacks"][name])
+    result = minimal_l2(model, x, y, attack, progress=False)
+    exact = torch.tensor([0.05, 0.3, 0.0], dtype=torch.float64)
+    assert (result.distance >= exact - 1e-6).all(), result.distance
+    assert result.distance[2] == 0 and result.budget["attack"] == name
+    print("guide ok", result.distance.tolist())
+''')
+
+
+def test_readme_add_an_attack_guide_runs_as_written(tmp_path) -> None:
+    """The README's example, as a plugin module: it validates in a config (an unknown parameter
+    named), runs through minimal_l2 with distances ≥ the exact ones, and is not documented."""
+    guide = _readme_guide()
+    name = re.search(r"@ATTACKS\.register\(\"(\w+)\"\)", guide)
+    assert name, "the guide registers no attack with @ATTACKS.register(\"NAME\")"
+    (tmp_path / "readme_attack.py").write_text(guide)
+    (tmp_path / "check.py").write_text(GUIDE_CHECK)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    run = subprocess.run([sys.executable, str(tmp_path / "check.py"), name[1]], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert run.returncode == 0 and "guide ok" in run.stdout, run.stdout + run.stderr

@@ -109,7 +109,7 @@ def test_an_int_for_a_float_parameter_becomes_a_float() -> None:
 
 def _parameter_classes() -> list:
     methods = [(f"method {name!r}", get_method_spec(name, {})[0].Params) for name in list_methods()]
-    attacks = [(f"attack {name!r}", ATTACKS[name]) for name in list_attacks()]
+    attacks = [(f"attack {name!r}", ATTACKS.get(name)) for name in list_attacks()]
     return [pytest.param(where, cls, id=where) for where, cls in methods + attacks]
 
 
@@ -147,7 +147,7 @@ _BOUNDARY = {
 def test_attack_classes_enforce_the_schemas_bounds(name: str) -> None:
     """The schema documents each attack parameter's range; the class enforces the same one, so
     attacks built outside a config (benchmarks, tests) are held to it too."""
-    cls, where = ATTACKS[name], f"attack {name!r}"
+    cls, where = ATTACKS.get(name), f"attack {name!r}"
     for param, spec in load_schema()["$defs"][f"attack_{name}"]["properties"].items():
         step = 1 if spec["type"] == "integer" else 0.01
         for keyword, values in _BOUNDARY.items():

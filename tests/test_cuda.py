@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmt.attacks import CWBudget, minimal_l2
+from lmt.attacks import minimal_l2
+from lmt.attacks.cw import CW
 from lmt.bounds import CertifySettings, NetworkBound
 from lmt.certify import radius_prop2
 from lmt.data import Dataset, Split
@@ -32,5 +33,5 @@ def test_train_certify_attack_on_cuda(mnist, tmp_path) -> None:
     bound = trained.bound.certified_bound()
     logits = predict(trained.model, small.test.x)
     radii = radius_prop2(logits, small.test.y, bound.head_weight, bound.body)
-    result = minimal_l2(trained.model, small.test.x, small.test.y, CWBudget(), device="cuda", progress=False)
+    result = minimal_l2(trained.model, small.test.x, small.test.y, CW(), device="cuda", progress=False)
     assert (radii <= result.distance).all()

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lmt import stage_config
-from lmt.attacks import CWBudget, minimal_l2
+from lmt.attacks import minimal_l2
+from lmt.attacks.cw import CW
 from lmt.bounds import CertifySettings
 from lmt.certify import radius_prop2
 from lmt.config import ConfigError, validate_config
@@ -29,7 +30,7 @@ def _certify_and_attack(trained, data: Dataset) -> tuple[torch.Tensor, torch.Ten
     bound = trained.bound.certified_bound(CertifySettings(n_iter=500, n_starts=4))
     logits = predict(trained.model, data.test.x)
     radii = radius_prop2(logits, data.test.y, bound.head_weight, bound.body)
-    attack = minimal_l2(trained.model, data.test.x, data.test.y, CWBudget(steps=30, binary_search_steps=5), progress=False)
+    attack = minimal_l2(trained.model, data.test.x, data.test.y, CW(steps=30, binary_search_steps=5), progress=False)
     return radii, attack.distance
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from lmt.analysis import gradient_bounds
-from lmt.attacks import CWBudget, create_attack, list_attacks, minimal_l2
+from lmt.attacks import create_attack, list_attacks, minimal_l2
+from lmt.attacks.cw import CW
 from lmt.certify import Certificates, certify_examples
 from lmt.train import TrainedModel, predict
 
@@ -25,7 +26,7 @@ def test_certified_radius_never_exceeds_cw_distance(run: str, trained_models, mn
     certificates = _certify(trained, x, y)
     logits = predict(trained.model, x)
     r2, r1 = certificates.radius, certificates.radius_prop1
-    result = minimal_l2(trained.model, x, y, CWBudget(), batch_size=200, progress=False)
+    result = minimal_l2(trained.model, x, y, CW(), batch_size=200, progress=False)
     found = result.success
     assert found.float().mean() > 0.5, "the attack should find most adversarial examples"
     assert (r1 <= r2 + 1e-12).all(), "Prop. 2 is never looser than Prop. 1"
@@ -71,7 +72,7 @@ def test_attack_success_is_checked_by_our_own_forward_pass() -> None:
         model[1].weight.zero_()
         model[1].bias.copy_(torch.tensor([1.0, 0.0]))
     x = torch.rand(5, 1, 2, 2)
-    result = minimal_l2(model, x, torch.zeros(5, dtype=torch.long), CWBudget(steps=5, binary_search_steps=2), progress=False)
+    result = minimal_l2(model, x, torch.zeros(5, dtype=torch.long), CW(steps=5, binary_search_steps=2), progress=False)
     assert torch.isinf(result.distance).all() and not result.success.any()
 
 
