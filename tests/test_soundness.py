@@ -284,12 +284,12 @@ def test_certify_stage_rejects_a_model_with_nan_weights(tmp_path, tiny_run) -> N
 
 def test_certify_stage_rejects_an_infinite_bound_naming_the_layer(tmp_path, tiny_run, monkeypatch) -> None:
     from lmt.bounds.layers import LinearBound
-    from lmt.bounds.registry import Certified
+    from lmt.bounds.registry import LayerCertificate
     from lmt.pipeline import certify_stage
     from lmt.soundness import NonFiniteError
 
     model_path, settings = tiny_run
-    monkeypatch.setattr(LinearBound, "certify", lambda self, module, ctx: Certified(float("inf"), "broken"))
+    monkeypatch.setattr(LinearBound, "certify", lambda self, module, ctx: LayerCertificate(float("inf"), "broken"))
     with pytest.raises(NonFiniteError, match=r"(?s)lmt \(seed 0\).*L_F.*inf.*5 \(Linear\)"):
         certify_stage(settings, str(model_path), str(tmp_path / "certified.csv"), str(tmp_path / "bounds.json"))
     assert not (tmp_path / "certified.csv").exists()

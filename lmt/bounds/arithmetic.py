@@ -34,8 +34,8 @@ from lmt.bounds.registry import (
     EXACT,
     INPUT,
     BoundContext,
-    Certified,
     LayerBound,
+    LayerCertificate,
     Rounding,
     UnboundedOperationError,
     register_bound,
@@ -121,7 +121,7 @@ class ScaleBound(LayerBound):
     def train(self, op: Any, ctx: BoundContext) -> torch.Tensor:
         return self.value(op, ctx)
 
-    def certify(self, op: Any, ctx: BoundContext) -> Certified:
+    def certify(self, op: Any, ctx: BoundContext) -> LayerCertificate:
         """max |c| is exact; a reciprocal or a sum of squares gets the rounding margin."""
         factor = self.factor(op, ctx)
         m = copies(factor, ctx.input_shape)
@@ -129,7 +129,7 @@ class ScaleBound(LayerBound):
         if self.divide or m > 1:
             value = with_margin(value)
         word = "1/c" if self.divide else "c"
-        return Certified(value, f"exact(sqrt(max over inputs of sum of ({word})^2 over its {m} copies))")
+        return LayerCertificate(value, f"exact(sqrt(max over inputs of sum of ({word})^2 over its {m} copies))")
 
     def rounding(self, op: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
         """|fl(c·x) − c·x| ≤ γ·|c·x| per entry, so ‖error‖ ≤ γ·L·M: one rounding for the

@@ -61,7 +61,8 @@ class Step:
 
 @dataclass
 class CertifiedBound:
-    """Certification-mode bounds of a network (float64, eval mode)."""
+    """Certification-mode bounds of the whole network (float64, eval mode); each layer's
+    certificate (:class:`~lmt.bounds.registry.LayerCertificate`) is a row of ``layers``."""
 
     total: float  # L_F: bound of the whole logit map
     body: float | None  # L_G: bound of everything before the head (None without a linear head)

@@ -19,7 +19,7 @@ from lmt.bounds.numerics import with_margin
 from lmt.bounds.power_iteration import LinearMap
 from lmt.bounds.registry import (
     BoundContext,
-    Certified,
+    LayerCertificate,
     Rounding,
     elementwise_rounding,
     register_bound,
@@ -52,9 +52,9 @@ class LinearBound(LinearOperatorBound):
 
         return forward, (lambda y: y @ detached)
 
-    def certify(self, module: nn.Linear, ctx: BoundContext) -> Certified:
+    def certify(self, module: nn.Linear, ctx: BoundContext) -> LayerCertificate:
         weight = module.weight.detach().double()
-        return Certified(with_margin(float(torch.linalg.matrix_norm(weight, ord=2))), "exact(svd)")
+        return LayerCertificate(with_margin(float(torch.linalg.matrix_norm(weight, ord=2))), "exact(svd)")
 
     def rounding(self, module: nn.Linear, ctx: BoundContext, lipschitz: float) -> Rounding:
         """fl(W x + b): a dot product of in_features terms plus the bias, per output."""

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmt.bounds.numerics import with_margin
-from lmt.bounds.registry import EXACT, BoundContext, Certified, LayerBound, Rounding, register_bound
+from lmt.bounds.registry import EXACT, BoundContext, LayerBound, LayerCertificate, Rounding, register_bound
 from lmt.bounds.windows import Axis
 
 
@@ -41,8 +41,8 @@ class ShapeBound(LayerBound):
     def train(self, op: Any, ctx: BoundContext) -> torch.Tensor:
         return torch.tensor(self.value(op, ctx)[0])
 
-    def certify(self, op: Any, ctx: BoundContext) -> Certified:
-        return Certified(*self.value(op, ctx))
+    def certify(self, op: Any, ctx: BoundContext) -> LayerCertificate:
+        return LayerCertificate(*self.value(op, ctx))
 
 
 @lru_cache(maxsize=256)

@@ -126,8 +126,9 @@ EXACT = Rounding(0)  # exact in floating point
 
 
 @dataclass(frozen=True)
-class Certified:
-    """A certification-mode bound and how it was obtained (``exact``, ``closed_form``, …)."""
+class LayerCertificate:
+    """One layer's certification-mode bound and how it was obtained (``exact``, ``closed_form``,
+    …); the whole network's is :class:`lmt.bounds.graph.CertifiedBound`."""
 
     value: float
     method: str
@@ -145,7 +146,7 @@ class LayerBound(abc.ABC):
         """Training-mode bound: a scalar tensor, differentiable in the layer's parameters."""
 
     @abc.abstractmethod
-    def certify(self, module: Any, ctx: BoundContext) -> Certified:
+    def certify(self, module: Any, ctx: BoundContext) -> LayerCertificate:
         """Certification-mode upper bound (float64, eval mode)."""
 
     def compare(self, module: Any, ctx: BoundContext) -> dict[str, float] | None:
@@ -221,8 +222,8 @@ class ConstantBound(LayerBound):
     def train(self, module: Any, ctx: BoundContext) -> torch.Tensor:
         return torch.tensor(self.value)
 
-    def certify(self, module: Any, ctx: BoundContext) -> Certified:
-        return Certified(self.value, self.reason)
+    def certify(self, module: Any, ctx: BoundContext) -> LayerCertificate:
+        return LayerCertificate(self.value, self.reason)
 
     def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
         model = _resolve_rounding(self.rounding_spec, module, ctx, lipschitz)
@@ -240,8 +241,8 @@ class FunctionBound(LayerBound):
     def train(self, module: Any, ctx: BoundContext) -> torch.Tensor:
         return torch.as_tensor(self.fn(module, ctx))
 
-    def certify(self, module: Any, ctx: BoundContext) -> Certified:
-        return Certified(float(self.fn(module, ctx)), f"function:{self.fn.__name__}")
+    def certify(self, module: Any, ctx: BoundContext) -> LayerCertificate:
+        return LayerCertificate(float(self.fn(module, ctx)), f"function:{self.fn.__name__}")
 
     def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
         model = _resolve_rounding(self.rounding_spec, module, ctx, lipschitz)
