@@ -150,8 +150,13 @@ def test_a_bound_registered_without_a_rounding_model_cannot_certify(monkeypatch)
     requires a reference case of every lasting registration.)"""
     from lmt.bounds import registry
     from lmt.certify import certify_examples
+    from lmt.registry import Registry
 
-    monkeypatch.setitem(registry._BOUNDS, Halve, registry.FunctionBound(lambda module, ctx: 0.5))
+    patched = Registry("layer bound")
+    for key, known in registry.registered_bounds().items():
+        patched.add(key, known)
+    patched.add(Halve, registry.FunctionBound(lambda module, ctx: 0.5))
+    monkeypatch.setattr(registry, "LAYER_BOUNDS", patched)
     model = nn.Sequential(nn.Linear(3, 3), Halve(), nn.Linear(3, 2))
     network = NetworkBound(model, (3,))
     bound = network.certified_bound()  # the Lipschitz bound itself needs no rounding model

@@ -13,7 +13,8 @@
   copies at most one input entry (or is the fill value), so AᵀA is the diagonal of copy
   counts and the norm is exactly sqrt(largest copy count), read off Aᵀ·1.
 
-Subtraction, concatenation and stacking are combinations of the graph (``COMBINERS``).
+Addition and subtraction (of branches, or of a branch and a constant), concatenation and
+stacking are combiners (:mod:`lmt.bounds.combiners`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Whole-network Lipschitz bounds by walking the ``torch.fx`` graph.
 
-Sequential composition multiplies, addition adds, concatenation adds in quadrature; each
-operation's own factor comes from the registry, and a registered pair of consecutive modules
+Sequential composition multiplies; an operation of several inputs combines their bounds by its
+registered rule (:mod:`lmt.bounds.combiners`: addition adds, concatenation adds in quadrature);
+each operation's own factor comes from the registry, and a registered pair of consecutive modules
 (Conv2d → BatchNorm2d) is bounded as one operator when the first one's only user is the second.
 Shape queries (``x.size(0)``, ``x.shape``) carry no data and are skipped; arguments computed
 from parameters and buffers only reach the bounds as constants (:mod:`lmt.bounds.constants`).
@@ -27,17 +28,18 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from lmt.bounds.constants import constant_argument
-from lmt.bounds.layers import COMBINERS
 from lmt.bounds.numerics import product_up, with_margin
 from lmt.bounds.registry import (
     INPUT,
     BoundContext,
     CertifySettings,
+    Combiner,
     ConstantBound,
     LayerBound,
     UnboundedOperationError,
     has_registered_bound,
     lookup_bound,
+    lookup_combiner,
     lookup_fusion,
 )
 
@@ -51,12 +53,13 @@ class Step:
     description: str
     inputs: tuple[str, ...]  # input-dependent arguments, with repetitions (x + x)
     target: Any = None  # module, function, method name, or a tuple of fused modules
-    bound: LayerBound | None = None
+    bound: LayerBound | None = None  # a layer's
     input_shape: tuple[int, ...] = ()
     layer: str = ""  # module path(s) or function name, for tables
     type_name: str = ""
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    combiner: Combiner | None = None  # a combination's
 
 
 @dataclass
@@ -97,7 +100,6 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 _SHAPE_METHODS = {"size", "dim"}
 _SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
-_ALPHA_COMBINERS = {torch.add, torch.sub, "add", "sub", "add_"}
 
 
 class _Tracer(fx.Tracer):
@@ -264,10 +266,13 @@ class NetworkBound(nn.Module):
             target = key = node.target
             description = f"tensor method {key!r} (node {node.name!r})"
             layer, type_name = node.name, str(key)
-        if not isinstance(key, nn.Module) and key in COMBINERS:
-            if key in _ALPHA_COMBINERS and (len(node.args) > 2 or node.kwargs.get("alpha", 1) != 1):
+        combiner = lookup_combiner(key)
+        if combiner is not None:
+            # A rounded combination is a sum or difference of two operands (Combiner.exact).
+            if not combiner.exact and (len(node.args) > 2 or node.kwargs.get("alpha", 1) != 1):
                 raise UnboundedOperationError(f"{description} with a scaling alpha is not supported")
-            return Step(node.name, "combine", description, names, key, layer=layer, type_name=type_name)
+            return Step(node.name, "combine", description, names, key, combiner=combiner, layer=layer,
+                        type_name=type_name)
         if len(inputs) != 1:
             raise UnboundedOperationError(
                 f"{description} takes {len(inputs)} input-dependent arguments and is no "
@@ -311,7 +316,7 @@ class NetworkBound(nn.Module):
         for step in self.steps:
             incoming = [bounds.get(name, 1.0) for name in step.inputs]
             if step.kind == "combine":
-                combined = COMBINERS[step.target](incoming)
+                combined = step.combiner(incoming)
                 bounds[step.node] = with_margin(combined) if upward else combined
                 continue
             if step.node == self.head:
@@ -346,7 +351,7 @@ class NetworkBound(nn.Module):
         body = None
         for step, ctx in zip(self.steps, self._training_contexts()):
             if step.kind == "combine":
-                bounds[step.node] = COMBINERS[step.target]([bounds.get(name, 1.0) for name in step.inputs])
+                bounds[step.node] = step.combiner([bounds.get(name, 1.0) for name in step.inputs])
                 continue
             incoming = bounds.get(step.inputs[0], 1.0)
             if step.node == self.head:
