@@ -181,10 +181,11 @@ class _Scaled(nn.Module):
 
 
 @pytest.mark.parametrize("name", ["wong_kolter_mnist", "wrn_16_4", "scaled"])
-def test_training_bound_equals_the_generic_propagation(name: str) -> None:
-    """training_bound (cached contexts, multiplications by 1 skipped) gives bitwise the values,
-    gradients and next vectors of propagating each layer's train() through ``propagate``;
-    replacing the state buffers (``.to()``) is followed."""
+def test_training_bound_equals_propagating_every_train_call(name: str) -> None:
+    """training_bound (cached contexts, parameter-free factors of 1 not evaluated) gives bitwise
+    the values, gradients and next vectors of propagating every layer's train() with a fresh
+    context (ReLU's included, as a tensor 1); replacing the state buffers (``.to()``) is
+    followed."""
     torch.manual_seed(0)
     model = _Scaled() if name == "scaled" else create_model(name)
     shape = (3, 8, 8) if name == "scaled" else SHAPES.get(name, model_input_shape(name))

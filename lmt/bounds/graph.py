@@ -10,9 +10,11 @@ A model that is itself a layer with a registered bound (``nn.Conv2d(2, 3, 3)``) 
 If the network ends in a fully connected layer, its weight is kept apart (the "head") for the
 pairwise Prop. 2 certificate and LMT loss.
 
-At certification each layer's bound is a sound float64 upper bound (its own business, see
-:mod:`lmt.bounds.numerics`), and the propagation rounds products up and inflates sums and
-quadratures by the rounding margin, so rounding never takes the network's bound below.
+One propagation (:meth:`NetworkBound.propagate`) serves both modes. At certification each
+layer's bound is a sound float64 upper bound (its own business, see :mod:`lmt.bounds.numerics`),
+and the propagation rounds products up and inflates sums and quadratures by the rounding margin,
+so rounding never takes the network's bound below. In training it skips the multiplications by
+exactly 1 (the input, parameter-free 1-Lipschitz layers) and reuses each layer's context.
 """
 
 from __future__ import annotations
@@ -82,6 +84,21 @@ class TrainingBound:
     head_weight: torch.Tensor | None
 
 
+def _is_one(value: Any) -> bool:
+    return isinstance(value, float) and value == 1.0
+
+
+def _times(factor: Any, incoming: Any, upward: bool) -> Any:
+    """factor · incoming, rounded up if ``upward``. A multiplication by exactly 1 (the graph's
+    input, a parameter-free 1-Lipschitz layer) is skipped: it changes no value (x·1 = x, also
+    rounded up) and no gradient, and costs a tensor operation in training."""
+    if _is_one(incoming):
+        return factor
+    if _is_one(factor):
+        return incoming
+    return product_up(factor, incoming) if upward else factor * incoming
+
+
 def _state_key(node: str, name: str) -> str:
     return re.sub(r"\W", "_", f"{node}__{name}")
 
@@ -148,7 +165,7 @@ class NetworkBound(nn.Module):
         self.input_node = ""
         self.steps, self.output, self.head = self._trace(model)
         self._state_keys: dict[str, dict[str, str]] = {}  # node -> state name -> buffer name
-        self._train_cache: tuple[tuple[torch.Tensor, ...], list[BoundContext | None]] | None = None
+        self._train_cache: tuple[tuple[torch.Tensor, ...], dict[str, BoundContext | None]] | None = None
         for step in self.steps:
             if step.bound is not None:
                 step.bound.prepare(step.target)
@@ -314,54 +331,42 @@ class NetworkBound(nn.Module):
         bounds: dict[str, Any] = {}
         body = None
         for step in self.steps:
-            incoming = [bounds.get(name, 1.0) for name in step.inputs]
             if step.kind == "combine":
-                combined = step.combiner(incoming)
+                combined = step.combiner([bounds.get(name, 1.0) for name in step.inputs])
                 bounds[step.node] = with_margin(combined) if upward else combined
                 continue
+            incoming = bounds.get(step.inputs[0], 1.0)
             if step.node == self.head:
-                body = incoming[0]
-            factor = layer_bound(step)
-            bounds[step.node] = product_up(factor, incoming[0]) if upward else factor * incoming[0]
+                body = incoming
+            bounds[step.node] = _times(layer_bound(step), incoming, upward)
         return bounds, body
 
-    def _training_contexts(self) -> list[BoundContext | None]:
-        """The train-mode context of every step (None: a parameter-free factor of exactly 1,
+    def _training_contexts(self) -> dict[str, BoundContext | None]:
+        """The train-mode context of every layer (None: a parameter-free factor of exactly 1,
         e.g. ReLU), built once and rebuilt when a state buffer is replaced (``.to()``)."""
         buffers = tuple(self._buffers.values())
         cached = self._train_cache
         if cached is None or len(cached[0]) != len(buffers) or any(
             a is not b for a, b in zip(cached[0], buffers)
         ):
-            contexts = [
-                None if isinstance(step.bound, ConstantBound) and step.bound.value == 1.0
+            contexts = {
+                step.node: None if isinstance(step.bound, ConstantBound) and step.bound.value == 1.0
                 else self.context(step, "train")
-                for step in self.steps
-            ]
+                for step in self.steps if step.kind == "layer"
+            }
             self._train_cache = cached = (buffers, contexts)
         return cached[1]
 
     def training_bound(self) -> TrainingBound:
         """One power-iteration step per layer; the result is differentiable in the weights.
+        Layer bounds must update their state in place (the contexts are reused)."""
+        contexts = self._training_contexts()
 
-        The same products and sums as :meth:`propagate`, minus the multiplications by exactly
-        1 (parameter-free 1-Lipschitz layers, and the graph's input), which change no value and
-        no gradient. Layer bounds must update their state in place (the contexts are reused)."""
-        bounds: dict[str, Any] = {}
-        body = None
-        for step, ctx in zip(self.steps, self._training_contexts()):
-            if step.kind == "combine":
-                bounds[step.node] = step.combiner([bounds.get(name, 1.0) for name in step.inputs])
-                continue
-            incoming = bounds.get(step.inputs[0], 1.0)
-            if step.node == self.head:
-                body = incoming
-            if ctx is None:
-                bounds[step.node] = incoming
-                continue
-            factor = step.bound.train(step.target, ctx)
-            unit = isinstance(incoming, float) and incoming == 1.0
-            bounds[step.node] = factor if unit else factor * incoming
+        def layer_bound(step: Step) -> Any:
+            ctx = contexts[step.node]
+            return 1.0 if ctx is None else step.bound.train(step.target, ctx)
+
+        bounds, body = self.propagate(layer_bound)
         head = self._head_module()
         return TrainingBound(
             torch.as_tensor(bounds[self.output]),
