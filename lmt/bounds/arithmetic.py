@@ -32,15 +32,8 @@ from lmt.bounds.constants import resolve
 from lmt.bounds.numerics import with_margin
 from lmt.bounds.pooling import ShapeBound
 from lmt.bounds.registry import (
-    EXACT,
-    INPUT,
-    BoundContext,
-    LayerBound,
-    LayerCertificate,
-    Rounding,
-    UnboundedOperationError,
-    register_bound,
-    register_constant_bound,
+    EXACT, INPUT, BoundContext, LayerBound, LayerCertificate, Rounding, UnboundedOperationError,
+    register_bound, register_constant_bound,
 )
 
 

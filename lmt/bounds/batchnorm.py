@@ -24,13 +24,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from lmt.bounds.conv import Conv2dBound, conv_rounding
 from lmt.bounds.numerics import with_margin
 from lmt.bounds.registry import (
-    BoundContext,
-    LayerBound,
-    LayerCertificate,
-    Rounding,
-    UnboundedOperationError,
-    register_bound,
-    register_fusion,
+    BoundContext, LayerBound, LayerCertificate, Rounding, UnboundedOperationError, register_bound, register_fusion,
 )
 
 _BATCH_VAR: WeakKeyDictionary[_BatchNorm, torch.Tensor] = WeakKeyDictionary()
