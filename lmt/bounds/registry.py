@@ -156,8 +156,9 @@ class LayerBound(abc.ABC):
         """Certification-mode upper bound (float64, eval mode)."""
 
     def compare(self, module: Any, ctx: BoundContext) -> dict[str, float] | None:
-        """The Fig. 3 comparison bounds (``thm1_2``, ``cor1``, ``cisse``, ``peck``,
-        ``frobenius``); None: every column equals the certified value."""
+        """The Fig. 3 comparison bounds by column name (:data:`lmt.bounds.comparison.COLUMNS`),
+        and optionally ``estimate``, a lower bound; a missing column (None: every column) is
+        the certified value."""
         return None
 
     def prepare(self, module: Any) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from lmt import stage_config
+from lmt.bounds.comparison import COLUMNS
 from lmt.data import load_dataset
 from lmt.io import atomic_path, write_csv, write_json
 from lmt.methods import load_plugins
@@ -142,7 +143,7 @@ def bound_comparison_stage(
     started = time.perf_counter()
     runs = read_runs(layer_bound_paths, labels)
     table = bound_comparison_table(runs)
-    display = table[["method", "seed", "layer", "type", "thm1_2", "cor1", "cisse", "peck", "frobenius", "certified"]].copy()
+    display = table[["method", "seed", "layer", "type", *COLUMNS, "certified"]].copy()
     for column in display.columns[4:]:
         display[column] = [f"{v:.4g}" for v in display[column]]
     write_table(table_stem, table, display, "Operator-norm bounds per layer and for the network (Fig. 3).",
