@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lmt import analysis, attacks, certify
+from lmt import attacks, certify, inequality_chain
 from lmt.bounds import CertifySettings, compare_bounds, comparison_frame
 from lmt.data import load_dataset
 from lmt.device import choose_device, describe
@@ -150,7 +150,7 @@ def attack_stage(config: StageConfig, model_path: str, out_csv: str, progress: b
 def gradient_bounds_stage(
     config: StageConfig, model_path: str, out_csv: str, out_json: str, progress: bool = True
 ) -> pd.DataFrame:
-    """(B) and (C) of the inequality chain for every test example (lmt.analysis)."""
+    """(B) and (C) of the inequality chain for every test example (lmt.inequality_chain)."""
     started = time.perf_counter()
     strict_float32()
     load_plugins(config["plugins"])
@@ -158,7 +158,7 @@ def gradient_bounds_stage(
     dataset = load_dataset(config["data"])
     trained = load_trained(model_path, device)
     settings = config["chain"]
-    bounds = analysis.gradient_bounds(
+    bounds = inequality_chain.gradient_bounds(
         trained.model, dataset.test.x, dataset.test.y, settings["batch_size"], settings["n_noise"],
         settings["seed"], device, progress,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmt.analysis import gradient_bounds
+from lmt.inequality_chain import gradient_bounds
 from lmt.attacks import CWBudget, create_attack, list_attacks, minimal_l2
 from lmt.certify import Certificates, certify_examples
 from lmt.train import TrainedModel, predict
