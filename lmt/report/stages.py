@@ -26,7 +26,7 @@ from lmt.paths import figure_stem, run_dir, table_stem
 from lmt.provenance import record
 from lmt.report.bound_figure import bound_comparison_table, plot_bound_comparison
 from lmt.report.chain_figure import plot_chain_ratios
-from lmt.report.figures import plot_accuracy_vs_radius
+from lmt.report.accuracy_figure import plot_accuracy_vs_radius
 from lmt.report.formatting import write_table
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
 from lmt.report.published import PUBLISHED, comparison_display, comparison_table

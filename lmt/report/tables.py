@@ -19,11 +19,6 @@ from lmt.inequality_chain import chain_ratios
 from lmt.report.formatting import mean_std
 from lmt.soundness import attack_labels
 
-PER_EXAMPLE_COLUMNS = [
-    "example_id", "label", "prediction", "margin", "lipschitz_bound", "body_bound", "rounding_slack",
-    "radius_prop1", "certified_radius", "radius_without_rounding", "radius_global_grad", "radius_local_grad",
-    # then <attack>_distance, <attack>_success per attack, min_attack_distance, min_attack
-]
 ALL_ATTACKS = "all_attacks"  # metric prefix of the smallest distance over the attacks
 
 
