@@ -324,7 +324,8 @@ class NetworkBound(nn.Module):
     def propagate(
         self, layer_bound: Callable[[Step], Any], upward: bool = False
     ) -> tuple[dict[str, Any], Any]:
-        """Propagate bounds through the graph; ``layer_bound(step)`` gives each layer's factor.
+        """Propagate bounds through the graph; ``layer_bound(step)`` gives each layer's factor
+        (floats, or tensors in training; a factor or bound of exactly 1.0 is not multiplied).
         ``upward`` (float bounds): round products up and give combinations (sums, square roots)
         the rounding margin, so the result is an upper bound of the exact propagation.
         Returns the bound of every node and the body bound (the head's input)."""
