@@ -75,26 +75,30 @@ class RoundingSlack:
 
 
 def radii(
-    logits: torch.Tensor, labels: torch.Tensor, pairs: torch.Tensor, slack: RoundingSlack | None = None
+    logits: torch.Tensor, labels: torch.Tensor, pairs: torch.Tensor, slack: RoundingSlack | None = None,
+    round_down: bool = True,
 ) -> torch.Tensor:
-    """min over i ≠ y of max(0, (z_y − z_i − slack) / (K[y, i] + coef)), computed in float64
-    and rounded down. Without ``slack`` the logits are taken as exact."""
+    """min over i ≠ y of max(0, (z_y − z_i − slack) / (K[y, i] + coef)), computed in float64;
+    ``pairs`` is one (K, K) matrix or one per example, (N, K, K). Without ``slack`` the logits
+    are taken as exact. ``round_down`` (a certificate): the arithmetic is rounded towards zero;
+    otherwise plain float64 (the inequality chain's radii from measured lower bounds)."""
     logits = logits.double()
     labels = labels.to(logits.device)
-    pair = pairs.to(logits.device)[labels]  # (N, K): K[y, i]
+    pairs = pairs.double().to(logits.device)
+    pair = pairs[labels] if pairs.ndim == 2 else pairs[torch.arange(len(labels), device=logits.device), labels]
     diff = logits.gather(1, labels[:, None]) - logits  # z_y − z_i
-    cost = torch.zeros(len(labels), 1, dtype=torch.float64, device=logits.device)
-    coef = 0.0
-    if slack is not None:
-        cost = slack.margin.to(logits).view(-1, 1)
-        coef = slack.coef
-    # Covers the rounding of d, of the subtraction and of the slack (a few ulps each).
-    numerator = diff - cost - 4 * _U * (diff.abs() + cost)
-    denominator = (pair + coef) * (1 + 4 * _U)
+    cost, coef = (0.0, 0.0) if slack is None else (slack.margin.to(logits).view(-1, 1), slack.coef)
+    numerator, denominator = diff - cost, pair + coef
+    if round_down:  # covers the rounding of d, of the subtraction and of the slack (a few ulps each)
+        numerator = numerator - 4 * _U * (diff.abs() + cost)
+        denominator = denominator * (1 + 4 * _U)
     # A pair with zero bound and no slack has a constant logit difference: it never flips if
     # positive, and is already lost otherwise.
     constant = torch.where(numerator > 0, float("inf"), 0.0).to(numerator)
-    radius = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300) * (1 - 2 * _U), constant)
+    radius = numerator / denominator.clamp_min(1e-300)
+    if round_down:
+        radius = radius * (1 - 2 * _U)
+    radius = torch.where(denominator > 0, radius, constant)
     radius = radius.scatter(1, labels[:, None], float("inf"))  # i = y does not constrain
     return radius.min(dim=1).values.clamp_min(0)
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lmt import analysis, attacks, certify
+from lmt import attacks, certify, inequality_chain
 from lmt.bounds import CertifySettings, compare_bounds, comparison_frame
 from lmt.device import describe
 from lmt.io import write_csv, write_json
@@ -133,13 +133,13 @@ def attack_stage(
 def gradient_bounds_stage(
     config: StageConfig, model: str, examples: str, bounds: str, progress: bool = True
 ) -> pd.DataFrame:
-    """(B) and (C) of the inequality chain for every test example (lmt.analysis) to
+    """(B) and (C) of the inequality chain for every test example (lmt.inequality_chain) to
     ``examples``; the pairwise gradient bounds behind them to ``bounds``."""
     started = time.perf_counter()
     run = load_run(config, model)
     settings = config["chain"]
     test = run.dataset.test
-    chain = analysis.gradient_bounds(
+    chain = inequality_chain.gradient_bounds(
         run.model, test.x, test.y, settings["batch_size"], settings["n_noise"], settings["seed"], run.device, progress,
     )
     frame = pd.DataFrame(

@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch import nn
 
-from lmt.analysis import gradient_bounds
+from lmt.inequality_chain import gradient_bounds
 from lmt.attacks import create_attack, list_attacks, minimal_l2
 from lmt.bounds import NetworkBound
 from lmt.certify import certify_examples, radius_prop2

@@ -150,8 +150,13 @@ def test_a_bound_registered_without_a_rounding_model_cannot_certify(monkeypatch)
     requires a reference case of every lasting registration.)"""
     from lmt.bounds import registry
     from lmt.certify import certify_examples
+    from lmt.registry import Registry
 
-    monkeypatch.setitem(registry._BOUNDS, Halve, registry.FunctionBound(lambda module, ctx: 0.5))
+    patched = Registry("layer bound")
+    for key, known in registry.registered_bounds().items():
+        patched.add(key, known)
+    patched.add(Halve, registry.FunctionBound(lambda module, ctx: 0.5))
+    monkeypatch.setattr(registry, "LAYER_BOUNDS", patched)
     model = nn.Sequential(nn.Linear(3, 3), Halve(), nn.Linear(3, 2))
     network = NetworkBound(model, (3,))
     bound = network.certified_bound()  # the Lipschitz bound itself needs no rounding model
@@ -176,10 +181,11 @@ class _Scaled(nn.Module):
 
 
 @pytest.mark.parametrize("name", ["wong_kolter_mnist", "wrn_16_4", "scaled"])
-def test_training_bound_equals_the_generic_propagation(name: str) -> None:
-    """training_bound (cached contexts, multiplications by 1 skipped) gives bitwise the values,
-    gradients and next vectors of propagating each layer's train() through ``propagate``;
-    replacing the state buffers (``.to()``) is followed."""
+def test_training_bound_equals_propagating_every_train_call(name: str) -> None:
+    """training_bound (cached contexts, parameter-free factors of 1 not evaluated) gives bitwise
+    the values, gradients and next vectors of propagating every layer's train() with a fresh
+    context (ReLU's included, as a tensor 1); replacing the state buffers (``.to()``) is
+    followed."""
     torch.manual_seed(0)
     model = _Scaled() if name == "scaled" else create_model(name)
     shape = (3, 8, 8) if name == "scaled" else SHAPES.get(name, model_input_shape(name))

@@ -13,7 +13,7 @@ import torch
 import yaml
 from torch import nn
 
-from lmt.analysis import chain_ratios, per_example_ratios
+from lmt.inequality_chain import chain_ratios, per_example_ratios
 from lmt.report.bound_figure import BARS, operator_rows
 from lmt.report.formatting import latex_table, mean_std, write_table
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lmt.analysis import gradient_bounds
+from lmt.inequality_chain import gradient_bounds
 from lmt.attacks import create_attack, list_attacks, minimal_l2
 from lmt.attacks.cw import CW
 from lmt.certify import Certificates, certify_examples
@@ -307,11 +307,11 @@ def test_certify_stage_rejects_a_model_with_nan_weights(tmp_path, tiny_run) -> N
 
 def test_certify_stage_rejects_an_infinite_bound_naming_the_layer(tmp_path, tiny_run, monkeypatch) -> None:
     from lmt.bounds.layers import LinearBound
-    from lmt.bounds.registry import Certified
+    from lmt.bounds.registry import LayerCertificate
     from lmt.soundness import NonFiniteError
 
     model_path, settings = tiny_run
-    monkeypatch.setattr(LinearBound, "certify", lambda self, module, ctx: Certified(float("inf"), "broken"))
+    monkeypatch.setattr(LinearBound, "certify", lambda self, module, ctx: LayerCertificate(float("inf"), "broken"))
     with pytest.raises(NonFiniteError, match=r"(?s)lmt \(seed 0\).*L_F.*inf.*5 \(Linear\)"):
         _certify(settings, model_path, tmp_path)
     assert not (tmp_path / "certified.csv").exists()

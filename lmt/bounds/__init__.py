@@ -12,19 +12,22 @@ from lmt.bounds.registry import (
     EXACT,
     BoundContext,
     CertifySettings,
-    Certified,
+    Combiner,
     LayerBound,
+    LayerCertificate,
     Rounding,
     elementwise_rounding,
     UnboundedOperationError,
     register_bound,
+    register_combiner,
     registered_bounds,
+    registered_combiners,
     register_constant_bound,
     register_fusion,
 )
 
 # Importing these modules registers the built-in bounds.
-from lmt.bounds import arithmetic, batchnorm, conv, layers, pooling  # noqa: E402,F401
+from lmt.bounds import arithmetic, batchnorm, combiners, conv, layers, pooling  # noqa: E402,F401
 from lmt.bounds.comparison import BoundComparison, compare_bounds, comparison_frame  # noqa: E402
 
 __all__ = [
@@ -35,15 +38,18 @@ __all__ = [
     "BoundContext",
     "CertifiedBound",
     "CertifySettings",
-    "Certified",
+    "Combiner",
     "LayerBound",
+    "LayerCertificate",
     "NetworkBound",
     "TrainingBound",
     "UnboundedOperationError",
     "compare_bounds",
     "comparison_frame",
     "register_bound",
+    "register_combiner",
     "register_constant_bound",
     "register_fusion",
     "registered_bounds",
+    "registered_combiners",
 ]

@@ -13,7 +13,8 @@
   copies at most one input entry (or is the fill value), so AᵀA is the diagonal of copy
   counts and the norm is exactly sqrt(largest copy count), read off Aᵀ·1.
 
-Subtraction, concatenation and stacking are combinations of the graph (``COMBINERS``).
+Addition and subtraction (of branches, or of a branch and a constant), concatenation and
+stacking are combiners (:mod:`lmt.bounds.combiners`).
 """
 
 from __future__ import annotations
@@ -31,15 +32,8 @@ from lmt.bounds.constants import resolve
 from lmt.bounds.numerics import with_margin
 from lmt.bounds.pooling import ShapeBound
 from lmt.bounds.registry import (
-    EXACT,
-    INPUT,
-    BoundContext,
-    Certified,
-    LayerBound,
-    Rounding,
-    UnboundedOperationError,
-    register_bound,
-    register_constant_bound,
+    EXACT, INPUT, BoundContext, LayerBound, LayerCertificate, Rounding, UnboundedOperationError,
+    register_bound, register_constant_bound,
 )
 
 
@@ -121,7 +115,7 @@ class ScaleBound(LayerBound):
     def train(self, op: Any, ctx: BoundContext) -> torch.Tensor:
         return self.value(op, ctx)
 
-    def certify(self, op: Any, ctx: BoundContext) -> Certified:
+    def certify(self, op: Any, ctx: BoundContext) -> LayerCertificate:
         """max |c| is exact; a reciprocal or a sum of squares gets the rounding margin."""
         factor = self.factor(op, ctx)
         m = copies(factor, ctx.input_shape)
@@ -129,7 +123,7 @@ class ScaleBound(LayerBound):
         if self.divide or m > 1:
             value = with_margin(value)
         word = "1/c" if self.divide else "c"
-        return Certified(value, f"exact(sqrt(max over inputs of sum of ({word})^2 over its {m} copies))")
+        return LayerCertificate(value, f"exact(sqrt(max over inputs of sum of ({word})^2 over its {m} copies))")
 
     def rounding(self, op: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
         """|fl(c·x) − c·x| ≤ γ·|c·x| per entry, so ‖error‖ ≤ γ·L·M: one rounding for the

@@ -24,13 +24,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from lmt.bounds.conv import Conv2dBound, conv_rounding
 from lmt.bounds.numerics import with_margin
 from lmt.bounds.registry import (
-    BoundContext,
-    Certified,
-    LayerBound,
-    Rounding,
-    UnboundedOperationError,
-    register_bound,
-    register_fusion,
+    BoundContext, LayerBound, LayerCertificate, Rounding, UnboundedOperationError, register_bound, register_fusion,
 )
 
 _BATCH_VAR: WeakKeyDictionary[_BatchNorm, torch.Tensor] = WeakKeyDictionary()
@@ -99,9 +93,9 @@ class BatchNormBound(LayerBound):
     def train(self, module: _BatchNorm, ctx: BoundContext) -> torch.Tensor:
         return bn_scale(module, ctx).abs().max()
 
-    def certify(self, module: _BatchNorm, ctx: BoundContext) -> Certified:
+    def certify(self, module: _BatchNorm, ctx: BoundContext) -> LayerCertificate:
         value = with_margin(float(bn_scale(module, ctx).abs().max()))
-        return Certified(value, "exact(max |gamma|/sqrt(running_var+eps))")
+        return LayerCertificate(value, "exact(max |gamma|/sqrt(running_var+eps))")
 
     def rounding(self, module: _BatchNorm, ctx: BoundContext, lipschitz: float) -> Rounding:
         shape = ctx.input_shape

@@ -1,12 +1,10 @@
 """The bound comparison of the paper's Fig. 3, per layer and per network.
 
-Columns (notes §2.3): ``thm1_2`` (operator norm by the float64 power iteration with the Thm 2
-error term), ``cor1`` (√n·‖W′‖₂), ``cisse`` (√(kh·kw)·‖W′‖₂, Parseval networks), ``peck``
-(√n·‖W′‖_F — our reading of Peck et al.: the Frobenius-type quantity of the official helper in
-Cor. 1's form), ``frobenius`` (‖A‖_F of the layer's full operator). ``certified`` is the bound
-the certificate uses, ``estimate`` the power iteration's guaranteed lower bound of the
-operator norm (convolutions only). Layers without their own comparison bounds (activations,
-pooling, BatchNorm, fully connected: all equal or ‖W‖_F) enter every column with the same
+The compared bounds are :data:`COMPARISON_COLUMNS` (notes §2.3), defined here once for the
+layer bounds' :meth:`~lmt.bounds.LayerBound.compare`, ``layer_bounds.csv``, ``bounds.json``
+and the figure. ``certified`` is the bound the certificate uses, ``estimate`` the power
+iteration's guaranteed lower bound of the operator norm (convolutions only). Layers without
+their own comparison bounds (activations, pooling, BatchNorm) enter every column with the same
 factor, so each network row is the graph bound (products along paths, sums at additions)
 with that column's layer bounds.
 """
@@ -23,7 +21,27 @@ import torch
 from lmt.bounds.graph import CertifiedBound, NetworkBound, Step, eval_mode
 from lmt.bounds.registry import CertifySettings
 
-COLUMNS = ("thm1_2", "cor1", "cisse", "peck", "frobenius")
+
+@dataclass(frozen=True)
+class ComparisonColumn:
+    """One compared bound: its column (and key of ``compare()``), its Fig. 3 legend, what it is."""
+
+    name: str
+    label: str
+    meaning: str
+    in_figure: bool = True  # one of the paper's bars
+
+
+COMPARISON_COLUMNS = (
+    ComparisonColumn("thm1_2", "Thm. 1, 2",
+                     "operator norm by the float64 power iteration with the Thm 2 error term"),
+    ComparisonColumn("cor1", "Cor. 1", "√n·‖W′‖₂"),
+    ComparisonColumn("cisse", "Cisse+", "√(kh·kw)·‖W′‖₂ (Parseval networks)"),
+    ComparisonColumn("peck", "Peck+", "√n·‖W′‖_F (our reading of Peck et al.: the Frobenius-type "
+                     "quantity of the official helper in Cor. 1's form)"),
+    ComparisonColumn("frobenius", "Frobenius", "‖A‖_F of the layer's full operator", in_figure=False),
+)
+COLUMNS: tuple[str, ...] = tuple(column.name for column in COMPARISON_COLUMNS)
 
 
 @dataclass

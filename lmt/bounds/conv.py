@@ -27,7 +27,7 @@ from lmt.bounds.conv_spectrum import ROUNDING_MARGIN, circular_spectrum_bound, l
 from lmt.bounds.linear_operator import LinearOperatorBound
 from lmt.bounds.numerics import with_margin
 from lmt.bounds.power_iteration import LinearMap, autograd_adjoint, gram_apply
-from lmt.bounds.registry import BoundContext, Certified, Rounding, register_bound
+from lmt.bounds.registry import BoundContext, LayerCertificate, Rounding, register_bound
 from lmt.bounds.rounding import nonnegative_operator_bound
 from lmt.bounds.windows import Axis, conv_axes
 
@@ -113,7 +113,7 @@ def conv_rounding(conv: nn.Conv2d, input_shape: tuple[int, ...]) -> Rounding:
     return Rounding(terms, gain, offset)
 
 
-def deterministic_bound(weight: torch.Tensor, axes: tuple[Axis, Axis], groups: int) -> Certified:
+def deterministic_bound(weight: torch.Tensor, axes: tuple[Axis, Axis], groups: int) -> LayerCertificate:
     """The smallest of the guaranteed bounds: circular spectrum, Cor. 1, operator Frobenius."""
     spectral = circular_spectrum_bound(weight, axes, groups)
     others = comparison_bounds(weight, axes, groups)
@@ -123,7 +123,7 @@ def deterministic_bound(weight: torch.Tensor, axes: tuple[Axis, Axis], groups: i
         (with_margin(others["frobenius"]), "frobenius(||A||_F of the full operator; deterministic)"),
     ]
     value, method = min(candidates, key=lambda c: c[0])
-    return Certified(value, method)
+    return LayerCertificate(value, method)
 
 
 # Largest unfolded input (C_in·kh·kw × output pixels, batch 1) for which the training step
@@ -220,7 +220,7 @@ class Conv2dBound(LinearOperatorBound):
     def parameters(self, module: Any) -> list[torch.Tensor]:
         return [self.conv(module).weight]
 
-    def certify(self, module: Any, ctx: BoundContext) -> Certified:
+    def certify(self, module: Any, ctx: BoundContext) -> LayerCertificate:
         if ctx.settings.conv_method == "power_iteration":
             return super().certify(module, ctx)
         conv = self.conv(module)
@@ -229,7 +229,7 @@ class Conv2dBound(LinearOperatorBound):
             conv_map(conv, weight), ctx.input_shape, weight.device, ctx.settings.explicit_max_dim
         )
         if exact is not None:
-            return Certified(exact, "exact(eigvalsh of the explicit Gram matrix; deterministic)")
+            return LayerCertificate(exact, "exact(eigvalsh of the explicit Gram matrix; deterministic)")
         return deterministic_bound(weight, conv_axes(conv, ctx.input_shape), conv.groups)
 
     def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:

@@ -1,7 +1,8 @@
 """Whole-network Lipschitz bounds by walking the ``torch.fx`` graph.
 
-Sequential composition multiplies, addition adds, concatenation adds in quadrature; each
-operation's own factor comes from the registry, and a registered pair of consecutive modules
+Sequential composition multiplies; an operation of several inputs combines their bounds by its
+registered rule (:mod:`lmt.bounds.combiners`: addition adds, concatenation adds in quadrature);
+each operation's own factor comes from the registry, and a registered pair of consecutive modules
 (Conv2d → BatchNorm2d) is bounded as one operator when the first one's only user is the second.
 Shape queries (``x.size(0)``, ``x.shape``) carry no data and are skipped; arguments computed
 from parameters and buffers only reach the bounds as constants (:mod:`lmt.bounds.constants`).
@@ -9,9 +10,11 @@ A model that is itself a layer with a registered bound (``nn.Conv2d(2, 3, 3)``) 
 If the network ends in a fully connected layer, its weight is kept apart (the "head") for the
 pairwise Prop. 2 certificate and LMT loss.
 
-At certification each layer's bound is a sound float64 upper bound (its own business, see
-:mod:`lmt.bounds.numerics`), and the propagation rounds products up and inflates sums and
-quadratures by the rounding margin, so rounding never takes the network's bound below.
+One propagation (:meth:`NetworkBound.propagate`) serves both modes. At certification each
+layer's bound is a sound float64 upper bound (its own business, see :mod:`lmt.bounds.numerics`),
+and the propagation rounds products up and inflates sums and quadratures by the rounding margin,
+so rounding never takes the network's bound below. In training it skips the multiplications by
+exactly 1 (the input, parameter-free 1-Lipschitz layers) and reuses each layer's context.
 """
 
 from __future__ import annotations
@@ -27,17 +30,18 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from lmt.bounds.constants import constant_argument
-from lmt.bounds.layers import COMBINERS
 from lmt.bounds.numerics import product_up, with_margin
 from lmt.bounds.registry import (
     INPUT,
     BoundContext,
     CertifySettings,
+    Combiner,
     ConstantBound,
     LayerBound,
     UnboundedOperationError,
     has_registered_bound,
     lookup_bound,
+    lookup_combiner,
     lookup_fusion,
 )
 
@@ -51,17 +55,19 @@ class Step:
     description: str
     inputs: tuple[str, ...]  # input-dependent arguments, with repetitions (x + x)
     target: Any = None  # module, function, method name, or a tuple of fused modules
-    bound: LayerBound | None = None
+    bound: LayerBound | None = None  # a layer's
     input_shape: tuple[int, ...] = ()
     layer: str = ""  # module path(s) or function name, for tables
     type_name: str = ""
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    combiner: Combiner | None = None  # a combination's
 
 
 @dataclass
 class CertifiedBound:
-    """Certification-mode bounds of a network (float64, eval mode)."""
+    """Certification-mode bounds of the whole network (float64, eval mode); each layer's
+    certificate (:class:`~lmt.bounds.registry.LayerCertificate`) is a row of ``layers``."""
 
     total: float  # L_F: bound of the whole logit map
     body: float | None  # L_G: bound of everything before the head (None without a linear head)
@@ -76,6 +82,21 @@ class TrainingBound:
     total: torch.Tensor
     body: torch.Tensor | None
     head_weight: torch.Tensor | None
+
+
+def _is_one(value: Any) -> bool:
+    return isinstance(value, float) and value == 1.0
+
+
+def _times(factor: Any, incoming: Any, upward: bool) -> Any:
+    """factor · incoming, rounded up if ``upward``. A multiplication by exactly 1 (the graph's
+    input, a parameter-free 1-Lipschitz layer) is skipped: it changes no value (x·1 = x, also
+    rounded up) and no gradient, and costs a tensor operation in training."""
+    if _is_one(incoming):
+        return factor
+    if _is_one(factor):
+        return incoming
+    return product_up(factor, incoming) if upward else factor * incoming
 
 
 def _state_key(node: str, name: str) -> str:
@@ -96,7 +117,6 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 _SHAPE_METHODS = {"size", "dim"}
 _SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
-_ALPHA_COMBINERS = {torch.add, torch.sub, "add", "sub", "add_"}
 
 
 class _Tracer(fx.Tracer):
@@ -145,7 +165,7 @@ class NetworkBound(nn.Module):
         self.input_node = ""
         self.steps, self.output, self.head = self._trace(model)
         self._state_keys: dict[str, dict[str, str]] = {}  # node -> state name -> buffer name
-        self._train_cache: tuple[tuple[torch.Tensor, ...], list[BoundContext | None]] | None = None
+        self._train_cache: tuple[tuple[torch.Tensor, ...], dict[str, BoundContext | None]] | None = None
         for step in self.steps:
             if step.bound is not None:
                 step.bound.prepare(step.target)
@@ -263,10 +283,13 @@ class NetworkBound(nn.Module):
             target = key = node.target
             description = f"tensor method {key!r} (node {node.name!r})"
             layer, type_name = node.name, str(key)
-        if not isinstance(key, nn.Module) and key in COMBINERS:
-            if key in _ALPHA_COMBINERS and (len(node.args) > 2 or node.kwargs.get("alpha", 1) != 1):
+        combiner = lookup_combiner(key)
+        if combiner is not None:
+            # A rounded combination is a sum or difference of two operands (Combiner.exact).
+            if not combiner.exact and (len(node.args) > 2 or node.kwargs.get("alpha", 1) != 1):
                 raise UnboundedOperationError(f"{description} with a scaling alpha is not supported")
-            return Step(node.name, "combine", description, names, key, layer=layer, type_name=type_name)
+            return Step(node.name, "combine", description, names, key, combiner=combiner, layer=layer,
+                        type_name=type_name)
         if len(inputs) != 1:
             raise UnboundedOperationError(
                 f"{description} takes {len(inputs)} input-dependent arguments and is no "
@@ -301,61 +324,50 @@ class NetworkBound(nn.Module):
     def propagate(
         self, layer_bound: Callable[[Step], Any], upward: bool = False
     ) -> tuple[dict[str, Any], Any]:
-        """Propagate bounds through the graph; ``layer_bound(step)`` gives each layer's factor.
+        """Propagate bounds through the graph; ``layer_bound(step)`` gives each layer's factor
+        (floats, or tensors in training; a factor or bound of exactly 1.0 is not multiplied).
         ``upward`` (float bounds): round products up and give combinations (sums, square roots)
         the rounding margin, so the result is an upper bound of the exact propagation.
         Returns the bound of every node and the body bound (the head's input)."""
         bounds: dict[str, Any] = {}
         body = None
         for step in self.steps:
-            incoming = [bounds.get(name, 1.0) for name in step.inputs]
             if step.kind == "combine":
-                combined = COMBINERS[step.target](incoming)
+                combined = step.combiner([bounds.get(name, 1.0) for name in step.inputs])
                 bounds[step.node] = with_margin(combined) if upward else combined
                 continue
+            incoming = bounds.get(step.inputs[0], 1.0)
             if step.node == self.head:
-                body = incoming[0]
-            factor = layer_bound(step)
-            bounds[step.node] = product_up(factor, incoming[0]) if upward else factor * incoming[0]
+                body = incoming
+            bounds[step.node] = _times(layer_bound(step), incoming, upward)
         return bounds, body
 
-    def _training_contexts(self) -> list[BoundContext | None]:
-        """The train-mode context of every step (None: a parameter-free factor of exactly 1,
+    def _training_contexts(self) -> dict[str, BoundContext | None]:
+        """The train-mode context of every layer (None: a parameter-free factor of exactly 1,
         e.g. ReLU), built once and rebuilt when a state buffer is replaced (``.to()``)."""
         buffers = tuple(self._buffers.values())
         cached = self._train_cache
         if cached is None or len(cached[0]) != len(buffers) or any(
             a is not b for a, b in zip(cached[0], buffers)
         ):
-            contexts = [
-                None if isinstance(step.bound, ConstantBound) and step.bound.value == 1.0
+            contexts = {
+                step.node: None if isinstance(step.bound, ConstantBound) and step.bound.value == 1.0
                 else self.context(step, "train")
-                for step in self.steps
-            ]
+                for step in self.steps if step.kind == "layer"
+            }
             self._train_cache = cached = (buffers, contexts)
         return cached[1]
 
     def training_bound(self) -> TrainingBound:
         """One power-iteration step per layer; the result is differentiable in the weights.
+        Layer bounds must update their state in place (the contexts are reused)."""
+        contexts = self._training_contexts()
 
-        The same products and sums as :meth:`propagate`, minus the multiplications by exactly
-        1 (parameter-free 1-Lipschitz layers, and the graph's input), which change no value and
-        no gradient. Layer bounds must update their state in place (the contexts are reused)."""
-        bounds: dict[str, Any] = {}
-        body = None
-        for step, ctx in zip(self.steps, self._training_contexts()):
-            if step.kind == "combine":
-                bounds[step.node] = COMBINERS[step.target]([bounds.get(name, 1.0) for name in step.inputs])
-                continue
-            incoming = bounds.get(step.inputs[0], 1.0)
-            if step.node == self.head:
-                body = incoming
-            if ctx is None:
-                bounds[step.node] = incoming
-                continue
-            factor = step.bound.train(step.target, ctx)
-            unit = isinstance(incoming, float) and incoming == 1.0
-            bounds[step.node] = factor if unit else factor * incoming
+        def layer_bound(step: Step) -> Any:
+            ctx = contexts[step.node]
+            return 1.0 if ctx is None else step.bound.train(step.target, ctx)
+
+        bounds, body = self.propagate(layer_bound)
         head = self._head_module()
         return TrainingBound(
             torch.as_tensor(bounds[self.output]),

@@ -2,13 +2,13 @@
 
 ``nn.Linear``: one persistent power-iteration step in training, an exact SVD at certification.
 Activations and shape operations have closed-form constants (notes §2.5–2.6; the paper's
-App. D Table 2). Convolutions, BatchNorm and pooling live in their own modules.
+App. D Table 2). Convolutions, BatchNorm, pooling, arithmetic and the combinations of
+several inputs (:mod:`lmt.bounds.combiners`) live in their own modules.
 """
 
 from __future__ import annotations
 
-import operator
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ from lmt.bounds.numerics import with_margin
 from lmt.bounds.power_iteration import LinearMap
 from lmt.bounds.registry import (
     BoundContext,
-    Certified,
+    LayerCertificate,
     Rounding,
     elementwise_rounding,
     register_bound,
@@ -52,9 +52,9 @@ class LinearBound(LinearOperatorBound):
 
         return forward, (lambda y: y @ detached)
 
-    def certify(self, module: nn.Linear, ctx: BoundContext) -> Certified:
+    def certify(self, module: nn.Linear, ctx: BoundContext) -> LayerCertificate:
         weight = module.weight.detach().double()
-        return Certified(with_margin(float(torch.linalg.matrix_norm(weight, ord=2))), "exact(svd)")
+        return LayerCertificate(with_margin(float(torch.linalg.matrix_norm(weight, ord=2))), "exact(svd)")
 
     def rounding(self, module: nn.Linear, ctx: BoundContext, lipschitz: float) -> Rounding:
         """fl(W x + b): a dot product of in_features terms plus the bias, per output."""
@@ -144,21 +144,3 @@ def elu_bound(module: nn.ELU, ctx: BoundContext) -> float:
 def elu_function_bound(function: Any, ctx: BoundContext) -> float:
     """max(1, |α|)."""
     return max(1.0, abs(_call_arg(ctx, 1, "alpha", 1.0)))
-
-
-def _sum(bounds: list[Any]) -> Any:
-    return sum(bounds[1:], bounds[0])
-
-
-def quadrature(bounds: list[Any]) -> Any:
-    """sqrt(Σ L²), for floats (certification, float64) and tensors (training) alike."""
-    return _sum([b * b for b in bounds]) ** 0.5
-
-
-# How several inputs combine (notes §2.1): addition and subtraction add, concatenation and
-# stacking add in quadrature. An input used twice (x + x) appears twice in the list.
-COMBINERS: dict[Any, Callable[[list[Any]], Any]] = {
-    operator.add: _sum, operator.iadd: _sum, torch.add: _sum, "add": _sum, "add_": _sum,
-    operator.sub: _sum, operator.isub: _sum, torch.sub: _sum, "sub": _sum,
-    torch.cat: quadrature, torch.stack: quadrature,
-}

@@ -18,7 +18,7 @@ from lmt.bounds.power_iteration import (
     certified_operator_norm,
     training_step,
 )
-from lmt.bounds.registry import BoundContext, Certified, LayerBound
+from lmt.bounds.registry import BoundContext, LayerCertificate, LayerBound
 
 
 def power_iteration_method(ctx: BoundContext) -> str:
@@ -68,5 +68,5 @@ class LinearOperatorBound(LayerBound):
     def parameters(self, module: Any) -> list[torch.Tensor]:
         return list(module.parameters())
 
-    def certify(self, module: Any, ctx: BoundContext) -> Certified:
-        return Certified(self.power_iteration(module, ctx).upper, power_iteration_method(ctx))
+    def certify(self, module: Any, ctx: BoundContext) -> LayerCertificate:
+        return LayerCertificate(self.power_iteration(module, ctx).upper, power_iteration_method(ctx))

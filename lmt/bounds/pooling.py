@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmt.bounds.numerics import with_margin
-from lmt.bounds.registry import EXACT, BoundContext, Certified, LayerBound, Rounding, register_bound
+from lmt.bounds.registry import EXACT, BoundContext, LayerBound, LayerCertificate, Rounding, register_bound
 from lmt.bounds.windows import Axis
 
 
@@ -41,8 +41,8 @@ class ShapeBound(LayerBound):
     def train(self, op: Any, ctx: BoundContext) -> torch.Tensor:
         return torch.tensor(self.value(op, ctx)[0])
 
-    def certify(self, op: Any, ctx: BoundContext) -> Certified:
-        return Certified(*self.value(op, ctx))
+    def certify(self, op: Any, ctx: BoundContext) -> LayerCertificate:
+        return LayerCertificate(*self.value(op, ctx))
 
 
 @lru_cache(maxsize=256)
@@ -57,25 +57,38 @@ def max_pool_overlap(
     return n
 
 
-@register_bound(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
-class MaxPoolBound(ShapeBound):
-    """√n, n the largest window overlap count (Thm 3)."""
+class WindowMaxBound(ShapeBound):
+    """√n, n the largest number of windows that contain one input entry (Thm 3); exact in
+    floating point (each output selects an entry)."""
+
+    def overlap(self, module: Any, spatial: tuple[int, ...], out: tuple[int, ...]) -> int:
+        """n for inputs of spatial size ``spatial`` pooled to ``out``."""
+        raise NotImplementedError
 
     def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
-        return EXACT  # selects an entry
+        return EXACT
 
     def value(self, module: Any, ctx: BoundContext) -> tuple[float, str]:
-        dims = len(ctx.input_shape) - 1
         if module.return_indices:
             raise TypeError("max pooling with return_indices=True is not supported")
+        spatial = tuple(ctx.input_shape[1:])
         with torch.no_grad():
-            out = module(torch.zeros(1, 1, *ctx.input_shape[1:])).shape[2:]
+            out = tuple(module(torch.zeros(1, 1, *spatial)).shape[2:])
+        n = self.overlap(module, spatial, out)
+        return with_margin(math.sqrt(n)), f"thm3(sqrt(n), n={n}; exact)"
+
+
+@register_bound(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+class MaxPoolBound(WindowMaxBound):
+    """Fixed windows: n counted per axis (padding, dilation and ceil mode included)."""
+
+    def overlap(self, module: Any, spatial: tuple[int, ...], out: tuple[int, ...]) -> int:
+        dims = len(spatial)
         stride = module.stride if module.stride is not None else module.kernel_size
-        n = max_pool_overlap(
-            tuple(ctx.input_shape[1:]), tuple(out), _tuple(module.kernel_size, dims),
+        return max_pool_overlap(
+            spatial, out, _tuple(module.kernel_size, dims),
             _tuple(stride, dims), _tuple(module.padding, dims), _tuple(module.dilation, dims),
         )
-        return with_margin(math.sqrt(n)), f"thm3(sqrt(n), n={n}; exact)"
 
 
 def _adaptive_windows(size: int, out: int) -> np.ndarray:
@@ -87,20 +100,11 @@ def _adaptive_windows(size: int, out: int) -> np.ndarray:
 
 
 @register_bound(nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
-class AdaptiveMaxPoolBound(ShapeBound):
-    """√n with n the largest overlap count of the adaptive windows (Thm 3)."""
+class AdaptiveMaxPoolBound(WindowMaxBound):
+    """Adaptive windows: n from PyTorch's window boundaries."""
 
-    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
-        return EXACT  # selects an entry
-
-    def value(self, module: Any, ctx: BoundContext) -> tuple[float, str]:
-        if module.return_indices:
-            raise TypeError("max pooling with return_indices=True is not supported")
-        spatial = ctx.input_shape[1:]
-        with torch.no_grad():
-            out = module(torch.zeros(1, 1, *spatial)).shape[2:]
-        n = math.prod(int(_adaptive_windows(s, o).max()) for s, o in zip(spatial, out))
-        return with_margin(math.sqrt(n)), f"thm3(sqrt(n), n={n}; exact)"
+    def overlap(self, module: Any, spatial: tuple[int, ...], out: tuple[int, ...]) -> int:
+        return math.prod(int(_adaptive_windows(s, o).max()) for s, o in zip(spatial, out))
 
 
 def schur_bound(op: Callable[[torch.Tensor], torch.Tensor], spatial: tuple[int, ...]) -> float:

@@ -12,6 +12,11 @@ Each bound also gives a *rounding model* of its operation (:class:`Rounding`): h
 floating-point evaluation of the operation can be from its exact value. The certificate uses it
 to stay sound for the network as evaluated in float32 (:mod:`lmt.bounds.rounding`). An
 operation without a rounding model cannot be certified (the error names it).
+
+Operations of several input-dependent arguments (``x + y``, ``torch.cat``) are *combiners*
+(:class:`Combiner`): a rule that combines their inputs' bounds, registered the same way.
+Both kinds are stored in :class:`lmt.registry.Registry` instances (``LAYER_BOUNDS``,
+``COMBINERS``), which list them.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ import abc
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Union
+from typing import Any, Callable, Hashable, Iterable, Union
 
 import torch
 from torch import nn
 
 from lmt.bounds.constants import resolve
+from lmt.registry import Registry
 
 
 CONV_METHODS = ("fft", "power_iteration")
@@ -126,8 +132,9 @@ EXACT = Rounding(0)  # exact in floating point
 
 
 @dataclass(frozen=True)
-class Certified:
-    """A certification-mode bound and how it was obtained (``exact``, ``closed_form``, …)."""
+class LayerCertificate:
+    """One layer's certification-mode bound and how it was obtained (``exact``, ``closed_form``,
+    …); the whole network's is :class:`lmt.bounds.graph.CertifiedBound`."""
 
     value: float
     method: str
@@ -145,12 +152,13 @@ class LayerBound(abc.ABC):
         """Training-mode bound: a scalar tensor, differentiable in the layer's parameters."""
 
     @abc.abstractmethod
-    def certify(self, module: Any, ctx: BoundContext) -> Certified:
+    def certify(self, module: Any, ctx: BoundContext) -> LayerCertificate:
         """Certification-mode upper bound (float64, eval mode)."""
 
     def compare(self, module: Any, ctx: BoundContext) -> dict[str, float] | None:
-        """The Fig. 3 comparison bounds (``thm1_2``, ``cor1``, ``cisse``, ``peck``,
-        ``frobenius``); None: every column equals the certified value."""
+        """The Fig. 3 comparison bounds by column name (:data:`lmt.bounds.comparison.COLUMNS`),
+        and optionally ``estimate``, a lower bound; a missing column (None: every column) is
+        the certified value."""
         return None
 
     def prepare(self, module: Any) -> None:
@@ -205,7 +213,18 @@ def _resolve_rounding(spec: RoundingSpec, op: Any, ctx: BoundContext, lipschitz:
     return spec(op, ctx, lipschitz)
 
 
-class ConstantBound(LayerBound):
+class _RoundingSpecBound(LayerBound):
+    """A bound whose rounding model is given at registration (``rounding_spec``, see
+    :class:`ConstantBound`)."""
+
+    rounding_spec: RoundingSpec = None
+
+    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+        model = _resolve_rounding(self.rounding_spec, module, ctx, lipschitz)
+        return super().rounding(module, ctx, lipschitz) if model is None else model
+
+
+class ConstantBound(_RoundingSpecBound):
     """A layer whose Lipschitz constant does not depend on parameters (ReLU: 1, sigmoid: 1/4).
 
     ``rounding``: 0 for operations that are exact in floating point, else the number of
@@ -221,15 +240,11 @@ class ConstantBound(LayerBound):
     def train(self, module: Any, ctx: BoundContext) -> torch.Tensor:
         return torch.tensor(self.value)
 
-    def certify(self, module: Any, ctx: BoundContext) -> Certified:
-        return Certified(self.value, self.reason)
-
-    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
-        model = _resolve_rounding(self.rounding_spec, module, ctx, lipschitz)
-        return super().rounding(module, ctx, lipschitz) if model is None else model
+    def certify(self, module: Any, ctx: BoundContext) -> LayerCertificate:
+        return LayerCertificate(self.value, self.reason)
 
 
-class FunctionBound(LayerBound):
+class FunctionBound(_RoundingSpecBound):
     """Wraps a plain function ``fn(module, ctx) -> float | Tensor`` valid in both modes, and
     the operation's rounding model (``rounding``, as for :class:`ConstantBound`; None: none)."""
 
@@ -237,19 +252,42 @@ class FunctionBound(LayerBound):
         self.fn = fn
         self.rounding_spec = rounding
 
+    def __repr__(self) -> str:  # names the function (the registry compares registrations by it)
+        name = getattr(self.fn, "__qualname__", None) or repr(self.fn)
+        return f"FunctionBound({getattr(self.fn, '__module__', '')}.{name})"
+
     def train(self, module: Any, ctx: BoundContext) -> torch.Tensor:
         return torch.as_tensor(self.fn(module, ctx))
 
-    def certify(self, module: Any, ctx: BoundContext) -> Certified:
-        return Certified(float(self.fn(module, ctx)), f"function:{self.fn.__name__}")
-
-    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
-        model = _resolve_rounding(self.rounding_spec, module, ctx, lipschitz)
-        return super().rounding(module, ctx, lipschitz) if model is None else model
+    def certify(self, module: Any, ctx: BoundContext) -> LayerCertificate:
+        return LayerCertificate(float(self.fn(module, ctx)), f"function:{self.fn.__name__}")
 
 
-_BOUNDS: dict[Any, LayerBound] = {}
-_FUSIONS: dict[tuple[type, type], LayerBound] = {}
+@dataclass(frozen=True)
+class Combiner:
+    """How an operation of several input-dependent arguments (``x + y``, ``torch.cat``) bounds
+    its output from its inputs' bounds (notes §2.1).
+
+    ``rule`` maps the inputs' bounds (floats at certification, tensors in training; an input
+    used twice, ``x + x``, is listed twice) to the output's. ``exact``: the operation is exact
+    in floating point (it copies entries, as concatenation does); otherwise it is a sum or
+    difference of two operands, rounded once per entry (:mod:`lmt.bounds.rounding`), and a call
+    with a scaling (``alpha``) or a third operand is refused when the network is traced.
+    """
+
+    name: str
+    rule: Callable[[list[Any]], Any]
+    exact: bool
+
+    def __call__(self, bounds: list[Any]) -> Any:
+        return self.rule(bounds)
+
+
+# Keys: module types (looked up along the MRO), functions, tensor method names ("view"), and
+# the pairs (first, second) of register_fusion.
+LAYER_BOUNDS: Registry[LayerBound] = Registry("layer bound")
+# Keys: functions and tensor method names of operations with several input-dependent arguments.
+COMBINERS: Registry[Combiner] = Registry("combiner")
 
 
 def _as_bound(obj: Any, rounding: RoundingSpec = None) -> LayerBound:
@@ -274,7 +312,7 @@ def register_bound(*keys: Any, rounding: RoundingSpec = None) -> Callable[[Any],
     def decorator(obj: Any) -> Any:
         bound = _as_bound(obj, rounding)
         for key in keys:
-            _BOUNDS[key] = bound
+            LAYER_BOUNDS.add(key, bound)
         return obj
 
     return decorator
@@ -285,25 +323,10 @@ def register_fusion(first: type, second: type) -> Callable[[Any], Any]:
     Conv2d → BatchNorm2d), bounded as one operator; its target is the pair of modules."""
 
     def decorator(obj: Any) -> Any:
-        _FUSIONS[(first, second)] = _as_bound(obj)
+        LAYER_BOUNDS.add((first, second), _as_bound(obj))
         return obj
 
     return decorator
-
-
-def registered_bounds() -> dict[Any, LayerBound]:
-    """Every registered key with its bound: module types, functions and method names, and the
-    fused pairs ``(first, second)`` of :func:`register_fusion`."""
-    return {**_BOUNDS, **_FUSIONS}
-
-
-def lookup_fusion(first: Any, second: Any) -> LayerBound | None:
-    """The fused bound of two consecutive modules, if one is registered (following the MROs)."""
-    for a in type(first).__mro__:
-        for b in type(second).__mro__:
-            if (a, b) in _FUSIONS:
-                return _FUSIONS[(a, b)]
-    return None
 
 
 def register_constant_bound(keys: Iterable[Any], value: float, rounding: RoundingSpec = None) -> None:
@@ -311,7 +334,40 @@ def register_constant_bound(keys: Iterable[Any], value: float, rounding: Roundin
     :class:`ConstantBound` (0: exact in floating point; required for certification)."""
     bound = ConstantBound(value, rounding=rounding)
     for key in keys:
-        _BOUNDS[key] = bound
+        LAYER_BOUNDS.add(key, bound)
+
+
+def register_combiner(keys: Iterable[Hashable], combiner: Combiner) -> None:
+    """Register ``combiner`` for functions and method names of several inputs (``torch.cat``)."""
+    for key in keys:
+        COMBINERS.add(key, combiner)
+
+
+def registered_bounds() -> dict[Any, LayerBound]:
+    """Every registered key with its bound: module types, functions and method names, and the
+    fused pairs ``(first, second)`` of :func:`register_fusion`."""
+    return {key: entry.factory for key, entry in LAYER_BOUNDS.entries().items()}
+
+
+def registered_combiners() -> dict[Hashable, Combiner]:
+    """Every registered combiner key (function or method name) with its combiner."""
+    return {key: entry.factory for key, entry in COMBINERS.entries().items()}
+
+
+def lookup_fusion(first: Any, second: Any) -> LayerBound | None:
+    """The fused bound of two consecutive modules, if one is registered (following the MROs)."""
+    for a in type(first).__mro__:
+        for b in type(second).__mro__:
+            if (a, b) in LAYER_BOUNDS:
+                return LAYER_BOUNDS.get((a, b))
+    return None
+
+
+def lookup_combiner(key: Any) -> Combiner | None:
+    """The combiner of a function or method name, if it is one (modules never are)."""
+    if isinstance(key, nn.Module) or key not in COMBINERS:
+        return None
+    return COMBINERS.get(key)
 
 
 class UnboundedOperationError(LookupError):
@@ -325,7 +381,7 @@ def _bounded_class(module: nn.Module) -> type | None:
     mro = type(module).__mro__
     definer = next((c for c in mro if "forward" in vars(c)), nn.Module)
     for cls in mro:
-        if cls in _BOUNDS:
+        if cls in LAYER_BOUNDS:
             same_function = issubclass(cls, definer) or definer.__module__.startswith("torch.")
             return cls if same_function else None
     return None
@@ -340,9 +396,9 @@ def lookup_bound(key: Any, description: str) -> LayerBound:
     if isinstance(key, nn.Module):
         cls = _bounded_class(key)
         if cls is not None:
-            return _BOUNDS[cls]
-    elif key in _BOUNDS:
-        return _BOUNDS[key]
+            return LAYER_BOUNDS.get(cls)
+    elif key in LAYER_BOUNDS:
+        return LAYER_BOUNDS.get(key)
     raise UnboundedOperationError(
         f"no Lipschitz bound is registered for {description}; register one with "
         "lmt.bounds.register_bound (see README, 'Bound your own model')"

@@ -11,8 +11,9 @@ exact operation with its certified Lipschitz bound L. For a layer with input err
 
     E_out ≤ L·E_in + γ_k·(gain·‖x̂_in‖ + offset),
 
-for a sum or difference (of two branches, or of a branch and a constant; the additive combiners
-are binary) E_out ≤ E_a + E_b + γ_1·‖â + b̂‖, and concatenation is exact.
+for a sum or difference (of two branches, or of a branch and a constant; a combiner that is not
+``exact`` is binary, :class:`lmt.bounds.registry.Combiner`) E_out ≤ E_a + E_b + γ_1·‖â + b̂‖,
+and an exact one (concatenation, stacking) adds no error of its own.
 
 *Float64, at the test point x* (:func:`float64_errors`): ‖x̂_in‖ is the float64 activation
 itself, measured during the float64 forward pass, so the bound is a posteriori and tight.
@@ -34,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import fx, nn
 
-from lmt.bounds.layers import COMBINERS, quadrature
 from lmt.bounds.registry import CertifySettings, Rounding
 
 if TYPE_CHECKING:
@@ -160,9 +160,6 @@ class _Walk:
     def prefix_of(self, node: str) -> float:
         return self.prefix.get(node, 1.0)  # the input: 1
 
-    def is_exact_combination(self, step: Any) -> bool:
-        return COMBINERS[step.target] is quadrature  # concatenation, stacking: copies
-
     def rows(self) -> list[dict[str, Any]]:
         return [
             {"node": node, "terms": m.terms, "gain": m.gain, "offset": m.offset}
@@ -178,7 +175,7 @@ def float64_errors(walk: _Walk, activations: Activations, input_node: str) -> di
     for step in walk.network.steps:
         e_in = [error.get(name, zero) for name in step.inputs]
         if step.kind == "combine":
-            if walk.is_exact_combination(step):
+            if step.combiner.exact:  # concatenation, stacking: copies
                 error[step.node] = sum(e**2 for e in e_in) ** 0.5
             else:  # fl(â + b̂) = (â + b̂)(1 + δ): u·|â + b̂| ≤ γ_1·|computed sum|
                 computed = _measured(activations, step.node, walk.numel_of(step.node))
@@ -208,7 +205,7 @@ def float32_errors(
     for step in walk.network.steps:
         e_in = [error.get(name, Affine(zero)) for name in step.inputs]
         if step.kind == "combine":
-            if walk.is_exact_combination(step):
+            if step.combiner.exact:  # concatenation, stacking: copies
                 error[step.node] = Affine.quadrature(e_in)
             else:  # u·|â + b̂|, with |â + b̂| ≤ ‖x_out(x')‖ + Σ E_in
                 total = sum(e_in, Affine(zero))

@@ -18,7 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-BARS = {"thm1_2": "Thm. 1, 2", "cor1": "Cor. 1", "cisse": "Cisse+", "peck": "Peck+", "certified": "certified (ours)"}
+from lmt.bounds.comparison import COMPARISON_COLUMNS  # noqa: E402
+
+BARS = {**{c.name: c.label for c in COMPARISON_COLUMNS if c.in_figure}, "certified": "certified (ours)"}
 
 
 def operator_rows(layer_bounds: pd.DataFrame) -> pd.DataFrame:

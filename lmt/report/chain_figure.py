@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 
-from lmt.analysis import RATIOS, per_example_ratios  # noqa: E402
+from lmt.inequality_chain import RATIOS, per_example_ratios  # noqa: E402
 
 
 def plot_chain_ratios(

@@ -18,12 +18,13 @@ import pandas as pd
 import torch
 
 from lmt import stage_config
+from lmt.bounds.comparison import COLUMNS
 from lmt.io import atomic_path, write_csv, write_json
 from lmt.paths import FIGURE_FORMATS, ExperimentPaths
 from lmt.provenance import record
 from lmt.report.bound_figure import bound_comparison_table, plot_bound_comparison
 from lmt.report.chain_figure import plot_chain_ratios
-from lmt.report.figures import plot_accuracy_vs_radius
+from lmt.report.accuracy_figure import plot_accuracy_vs_radius
 from lmt.report.formatting import write_table
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
 from lmt.report.published import comparison_display, comparison_table, published_numbers
@@ -140,7 +141,7 @@ def bound_comparison_stage(
     started = time.perf_counter()
     runs = read_runs(layer_bound_paths, labels)
     table = bound_comparison_table(runs)
-    display = table[["method", "seed", "layer", "type", "thm1_2", "cor1", "cisse", "peck", "frobenius", "certified"]].copy()
+    display = table[["method", "seed", "layer", "type", *COLUMNS, "certified"]].copy()
     for column in display.columns[4:]:
         display[column] = [f"{v:.4g}" for v in display[column]]
     write_table(table_stem, table, display, "Operator-norm bounds per layer and for the network (Fig. 3).",

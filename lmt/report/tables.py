@@ -6,7 +6,7 @@ Definitions (all on the same test examples):
 * accuracy under an attack at r: fraction whose attack distance is > r (a misclassified point
   has distance 0, an attack failure +inf); "all attacks" uses the smallest distance over every
   attack that was run, (D) of the inequality chain;
-* the chain ratios (B)/(A), (C)/(B), (D)/(C): see :mod:`lmt.analysis`.
+* the chain ratios (B)/(A), (C)/(B), (D)/(C): see :mod:`lmt.inequality_chain`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,10 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from lmt.analysis import chain_ratios
+from lmt.inequality_chain import chain_ratios
 from lmt.report.formatting import mean_std
 from lmt.soundness import attack_labels
 
-PER_EXAMPLE_COLUMNS = [
-    "example_id", "label", "prediction", "margin", "lipschitz_bound", "body_bound", "rounding_slack",
-    "radius_prop1", "certified_radius", "radius_without_rounding", "radius_global_grad", "radius_local_grad",
-    # then <attack>_distance, <attack>_success per attack, min_attack_distance, min_attack
-]
 ALL_ATTACKS = "all_attacks"  # metric prefix of the smallest distance over the attacks
 
 

@@ -1,5 +1,6 @@
-"""Figures: accuracy against L2 radius, certified (solid) and under attack (dashed: the
-smallest distance over every attack that was run, (D) of the inequality chain)."""
+"""The accuracy-against-radius figure: certified accuracy (solid) and accuracy under attack
+(dashed: the smallest distance over every attack that was run, (D) of the inequality chain)
+against the L2 radius."""
 
 from __future__ import annotations
 

@@ -9,9 +9,10 @@
 
 Pairs, as in the official code (``analyze_inequality.py``): each bound is a matrix over class
 pairs, and the radius is min_{i≠y} max(0, z_y − z_i) / K[y, i] with y the true label, the same
-shape as Prop. 2. Pairwise, L_G·‖w_y − w_i‖ ≥ Lip(F_y − F_i) ≥ K_glob[y, i] ≥ K_loc[y, i], so
-(A) ≤ (B) ≤ (C) holds per example whenever the certified bound is sound. (C) ≤ (D) need not
-hold: (B) and (C) rest on lower bounds of Lipschitz constants (the paper says so).
+formula as Prop. 2 (:func:`lmt.certify.radii`, in plain float64: these are no certificates).
+Pairwise, L_G·‖w_y − w_i‖ ≥ Lip(F_y − F_i) ≥ K_glob[y, i] ≥ K_loc[y, i], so (A) ≤ (B) ≤ (C)
+holds per example whenever the certified bound is sound. (C) ≤ (D) need not hold: (B) and (C)
+rest on lower bounds of Lipschitz constants (the paper says so).
 
 Noise, as in the official code: for each batch, ``n_noise`` Gaussian draws normalised to unit
 norm over the *whole batch tensor* (about 1/√B per example), not clipped to [0, 1]; the clean
@@ -27,6 +28,8 @@ import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from lmt.certify import radii
 
 CHAIN = {"A": "certified_radius", "B": "radius_global_grad", "C": "radius_local_grad", "D": "min_attack_distance"}
 RATIOS = [("B", "A"), ("C", "B"), ("D", "C")]
@@ -62,22 +65,6 @@ def batch_gradient_bound(
         noise = noise / noise.norm()
         best = torch.maximum(best, pairwise_gradient_norms(model, x + noise).amax(0))
     return best
-
-
-def pairwise_radius(logits: torch.Tensor, labels: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
-    """min_{i≠y} max(0, z_y − z_i) / K[y, i] per example; ``pair`` is (K, K) or (N, K, K).
-
-    A pair whose bound is 0 is a constant logit difference: it never flips if positive.
-    """
-    logits = logits.double()
-    labels = labels.to(logits.device)
-    pair = pair.double().to(logits.device)
-    k_y = pair[labels] if pair.ndim == 2 else pair[torch.arange(len(labels)), labels]  # (N, K)
-    diff = logits.gather(1, labels[:, None]) - logits
-    constant = torch.where(diff > 0, float("inf"), 0.0).to(diff)
-    radius = torch.where(k_y > 0, diff / k_y.clamp_min(1e-300), constant)
-    radius = radius.scatter(1, labels[:, None], float("inf"))
-    return radius.min(dim=1).values.clamp_min(0)
 
 
 @dataclass
@@ -118,8 +105,8 @@ def gradient_bounds(
     all_logits = torch.cat(logits)
     global_pairwise = local_stack.amax(0)
     return GradientBounds(
-        radius_global=pairwise_radius(all_logits, y, global_pairwise),
-        radius_local=pairwise_radius(all_logits, y, local_stack[batch_idx]),
+        radius_global=radii(all_logits, y, global_pairwise, round_down=False),
+        radius_local=radii(all_logits, y, local_stack[batch_idx], round_down=False),
         global_pairwise=global_pairwise,
         batch=batch_idx,
     )
