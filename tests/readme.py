@@ -7,13 +7,13 @@ import re
 from tests.conftest import REPO
 
 
-def readme_code(heading: str) -> str | None:
-    """The first fenced ``python`` block of the README section ``## {heading}`` (up to the next
-    heading of that level), or None where the README has no such section or block."""
+def readme_code(heading: str, index: int = 0) -> str | None:
+    """The ``index``-th fenced ``python`` block of the README section ``## {heading}`` (up to
+    the next heading of that level), or None where the README has no such section or block."""
     text = (REPO / "README.md").read_text()
     section = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
-    block = section and re.search(r"^```python\n(.*?)^```", section.group(1), re.M | re.S)
-    return block.group(1) if block else None
+    blocks = re.findall(r"^```python\n(.*?)^```", section.group(1), re.M | re.S) if section else []
+    return blocks[index] if index < len(blocks) else None
 
 
 def without_leading_comments(code: str) -> str:

@@ -84,3 +84,29 @@ def test_add_a_data_set_example_loads(plugin) -> None:
     dataset = load_dataset(data)
     assert (len(dataset.train), len(dataset.test)) == (500, 200) and dataset.input_shape == (1, 28, 28)
     assert torch.equal(load_dataset(data).test.x, dataset.test.x)
+
+
+def test_bound_your_own_model_runs_as_written(tmp_path) -> None:
+    """The README's "Bound your own model": its registration block, then its three-line block
+    on a model that uses what was registered, then a float32-sound certificate of that model —
+    in a fresh interpreter, so the registrations do not leak into this session."""
+    import subprocess
+
+    register = readme_code("Bound your own model", 1)
+    three_lines = readme_code("Bound your own model", 0)
+    assert register is not None and three_lines is not None, "README's 'Bound your own model' blocks moved"
+    script = "\n".join([
+        register,
+        "model = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), Scale(16), nn.Softsign(), nn.Linear(16, 10)).eval()",
+        three_lines,
+        "from lmt.certify import certify_examples",
+        "x = torch.rand(5, 1, 28, 28)",
+        "network = NetworkBound(model, input_shape=(1, 28, 28))",
+        "radii = certify_examples(network, network.certified_bound(), model, x, model(x).argmax(1)).radius",
+        "assert bound.total > 0 and (radii > 0).all(), radii",
+        "print('ok', bound.total)",
+    ])
+    (tmp_path / "guide.py").write_text(script)
+    result = subprocess.run([sys.executable, str(tmp_path / "guide.py")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1].startswith("ok")

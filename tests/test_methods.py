@@ -116,12 +116,15 @@ TOY_METHOD = textwrap.dedent('''
     from dataclasses import dataclass
     import torch.nn.functional as F
     from lmt.methods import Method, register_method
+    from lmt.params import CheckedParams, param
 
     @register_method("my_method")
     class MyMethod(Method):
+        """Cross-entropy plus a penalty on the network's Lipschitz bound."""
+
         @dataclass(frozen=True)
-        class Params:
-            strength: float = 0.1
+        class Params(CheckedParams):
+            strength: float = param(0.1, "Weight of the Lipschitz-bound penalty.", ge=0)
 
         def loss(self, ctx, x, y):
             logits = ctx.model(x)
