@@ -255,7 +255,7 @@ def _broken_model(tmp_path, model_path, edit) -> str:
     return str(path)
 
 
-def _certify(settings, model_path, out):
+def _certify_stage(settings, model_path, out):
     """The certify stage on ``model_path``, its files in ``out``."""
     from lmt.pipeline import certify_stage
 
@@ -269,7 +269,7 @@ def test_certify_stage_writes_float_sound_radii(tmp_path, tiny_run) -> None:
     import pandas as pd
 
     model_path, settings = tiny_run
-    frame = _certify(settings, model_path, tmp_path)
+    frame = _certify_stage(settings, model_path, tmp_path)
     assert (frame["certified_radius"] <= frame["radius_without_rounding"]).all()
     assert (frame["rounding_slack"] > 0).all()
     assert pd.read_csv(tmp_path / "certified.csv")["certified_radius"].tolist() == frame["certified_radius"].tolist()
@@ -285,10 +285,10 @@ def test_certify_stage_names_a_missing_model_and_missing_settings(tmp_path, tiny
     _, settings = tiny_run
     missing = tmp_path / "runs" / "lmt" / "seed0" / "model.pt"
     with pytest.raises(CheckpointError, match=r"runs/lmt/seed0/model\.pt: no such checkpoint file"):
-        _certify(settings, missing, tmp_path)
+        _certify_stage(settings, missing, tmp_path)
     incomplete = {key: value for key, value in settings.items() if key != "device"}
     with pytest.raises(ValueError, match=r"model\.pt.*lack \['device'\]"):
-        _certify(incomplete, missing, tmp_path)
+        _certify_stage(incomplete, missing, tmp_path)
 
 
 def test_certify_stage_rejects_a_model_with_nan_weights(tmp_path, tiny_run) -> None:
@@ -301,7 +301,7 @@ def test_certify_stage_rejects_a_model_with_nan_weights(tmp_path, tiny_run) -> N
 
     broken = _broken_model(tmp_path, model_path, poison)
     with pytest.raises(NonFiniteError, match=r"lmt \(seed 0\).*'5\.weight'"):
-        _certify(settings, broken, tmp_path)
+        _certify_stage(settings, broken, tmp_path)
     assert not (tmp_path / "certified.csv").exists() and not (tmp_path / "bounds.json").exists()
 
 
@@ -313,7 +313,7 @@ def test_certify_stage_rejects_an_infinite_bound_naming_the_layer(tmp_path, tiny
     model_path, settings = tiny_run
     monkeypatch.setattr(LinearBound, "certify", lambda self, module, ctx: LayerCertificate(float("inf"), "broken"))
     with pytest.raises(NonFiniteError, match=r"(?s)lmt \(seed 0\).*L_F.*inf.*5 \(Linear\)"):
-        _certify(settings, model_path, tmp_path)
+        _certify_stage(settings, model_path, tmp_path)
     assert not (tmp_path / "certified.csv").exists()
 
 
@@ -333,5 +333,5 @@ def test_certify_stage_rejects_nan_logits_naming_the_examples(tmp_path, tiny_run
 
     monkeypatch.setattr("lmt.certify.float64_forward", nan_forward)
     with pytest.raises(NonFiniteError, match=r"(?s)lmt \(seed 0\).*'margin'.*ids: \[2, 5\]"):
-        _certify(settings, model_path, tmp_path)
+        _certify_stage(settings, model_path, tmp_path)
     assert not (tmp_path / "certified.csv").exists()
