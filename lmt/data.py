@@ -102,26 +102,29 @@ def _images(array: Any, channels_last: bool) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).contiguous() if channels_last else x
 
 
+def _train_and_test(
+    dataset_class: Any, name: str, data: Mapping[str, Any], where: Path, channels_last: bool, files: str, source: str,
+) -> Dataset:
+    """A torchvision data set with ``train=True/False`` splits (MNIST, CIFAR-10), or an error
+    naming the files to put under ``where``."""
+    try:
+        parts = [dataset_class(Path(data["data_dir"]), train=train, download=data["download"]) for train in (True, False)]
+    except (RuntimeError, OSError) as err:
+        raise _missing(name, where, files, source, err) from None
+    train, test = (Split(_images(p.data, channels_last), torch.as_tensor(p.targets).long()) for p in parts)
+    return Dataset(data["name"], train, test)
+
+
 @DATASETS.register("mnist")
 def torchvision_mnist(data: Mapping[str, Any]) -> Dataset:
     """Full MNIST (60 000 / 10 000) through torchvision."""
     from torchvision.datasets import MNIST
 
-    root, download = Path(data["data_dir"]), data["download"]
-    try:
-        train = MNIST(root, train=True, download=download)
-        test = MNIST(root, train=False, download=download)
-    except (RuntimeError, OSError) as err:
-        raise _missing(
-            "MNIST", root / "MNIST" / "raw",
-            "the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-            "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte",
-            "https://yann.lecun.com/exdb/mnist/ or a mirror", err,
-        ) from None
-    return Dataset(
-        "mnist",
-        Split(_images(train.data, False), train.targets.long()),
-        Split(_images(test.data, False), test.targets.long()),
+    return _train_and_test(
+        MNIST, "MNIST", data, Path(data["data_dir"]) / "MNIST" / "raw", False,
+        "the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte",
+        "https://yann.lecun.com/exdb/mnist/ or a mirror",
     )
 
 
@@ -153,19 +156,9 @@ def torchvision_cifar10(data: Mapping[str, Any]) -> Dataset:
     """CIFAR-10 (50 000 / 10 000) through torchvision."""
     from torchvision.datasets import CIFAR10
 
-    root, download = Path(data["data_dir"]), data["download"]
-    try:
-        train = CIFAR10(root, train=True, download=download)
-        test = CIFAR10(root, train=False, download=download)
-    except (RuntimeError, OSError) as err:
-        raise _missing(
-            "CIFAR-10", root, "the extracted folder cifar-10-batches-py",
-            "https://www.cs.toronto.edu/~kriz/cifar.html", err,
-        ) from None
-    return Dataset(
-        "cifar10",
-        Split(_images(train.data, True), torch.as_tensor(train.targets).long()),
-        Split(_images(test.data, True), torch.as_tensor(test.targets).long()),
+    return _train_and_test(
+        CIFAR10, "CIFAR-10", data, Path(data["data_dir"]), True,
+        "the extracted folder cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar.html",
     )
 
 
