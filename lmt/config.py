@@ -177,16 +177,20 @@ def _check_meaning(config: dict[str, Any], prefix: str = "") -> None:
 
 
 def _check_registered_names(config: dict[str, Any], prefix: str = "") -> None:
-    """Names the schema cannot know: models, methods and attacks come from registries."""
+    """Names the schema cannot know: models, data sets, methods, attacks and published-number
+    sets come from registries (so adding one is one file plus its registration)."""
     from lmt.attacks import list_attacks
+    from lmt.data import DATASETS
     from lmt.methods import get_method_spec
     from lmt.models import list_models
+    from lmt.report.published import PUBLISHED_SETS
 
-    if config["model"] not in list_models():
-        raise ConfigError(
-            f"config key '{prefix}model': unknown model {config['model']!r}; "
-            f"registered: {list_models()}"
-        )
+    named = [("model", config["model"], list_models()), ("data.name", config["data"]["name"], DATASETS.list())]
+    if config["report"]["published"] is not None:
+        named.append(("report.published", config["report"]["published"], PUBLISHED_SETS.list()))
+    for key, name, registered in named:
+        if name not in registered:
+            raise ConfigError(f"config key '{prefix}{key}': unknown name {name!r}; registered: {registered}")
     for run_name, params in config["methods"].items():
         try:
             get_method_spec(run_name, params)
