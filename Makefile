@@ -1,4 +1,4 @@
-# Two commands do everything on a fresh machine (Python ≥ 3.10 with venv):
+# Two commands do everything on a fresh machine (Python ≥ 3.11 with venv):
 #   make reproduce   set up .venv, run the workflow on config/config.yaml, build results/report.html
 #   make test        set up .venv, then run the test suite
 PYTHON ?= python3

@@ -36,6 +36,8 @@ rule gradient_bounds:
     benchmark:
         RUN.benchmark("gradient_bounds")
     threads: 1
+    resources:
+        gpu=1,
     conda:
         ENVIRONMENT
     script:
