@@ -1,13 +1,15 @@
-# Two commands do everything on a fresh machine (Python ≥ 3.11 with venv):
+# Two commands do everything on a fresh machine (Python ≥ 3.11 with venv); a third looks at the report:
 #   make reproduce   set up .venv, run the workflow on config/config.yaml, build results/report.html
 #   make test        set up .venv, then run the test suite
+#   make check-report  open results/report.html in a headless Chromium (apt-get install chromium
+#                    chromium-driver), fail on a JavaScript error or a broken figure, save screenshots
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= all
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test install dry-run clean
+.PHONY: reproduce test check-report install dry-run clean
 
 install: $(STAMP)
 
@@ -19,13 +21,17 @@ $(STAMP): pyproject.toml
 
 reproduce: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
-	$(BIN)/snakemake --workflow-profile workflow/profiles/default --report results/report.html
+	$(BIN)/snakemake --workflow-profile workflow/profiles/default --report results/report.html \
+		--report-stylesheet workflow/report/report.css
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --workflow-profile workflow/profiles/default
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+check-report: $(STAMP)
+	$(BIN)/python tests/browser/check_report.py results/report.html --screenshots results/report_screenshots
 
 clean:
 	rm -rf results/*/ results/report.html .snakemake

@@ -64,12 +64,22 @@ def test_bad_config_stops_snakemake_naming_the_key(tmp_path) -> None:
     assert not (tmp_path / "results").exists(), "nothing may be written for a rejected config"
 
 
-@pytest.mark.slow
-def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
-    """The tiny test config (.test/config/config.yaml) through every rule, then the report."""
-    cfg = str(TEST_CONFIG)
-    result = _snakemake("--cores", "2", "--configfile", cfg, "--directory", str(tmp_path))
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny test config (.test/config/config.yaml) through every rule, then the HTML report
+    as `make reproduce` builds it (with the report's stylesheet)."""
+    tmp_path = tmp_path_factory.mktemp("tiny_run")
+    result = _snakemake("--cores", "2", "--configfile", str(TEST_CONFIG), "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
+    built = _snakemake("--configfile", str(TEST_CONFIG), "--directory", str(tmp_path), "--report",
+                       str(tmp_path / "report.html"), "--report-stylesheet", str(REPO / "workflow/report/report.css"))
+    assert built.returncode == 0, built.stderr[-4000:]
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tiny_run: Path) -> None:
+    tmp_path, cfg = tiny_run, str(TEST_CONFIG)
     root = tmp_path / "results" / "tiny"
     summary = pd.read_csv(root / "tables" / "summary.csv")
     assert set(summary["method"]) == {"standard", "lmt"}
@@ -102,10 +112,7 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
     assert provenance["git_revision"]
     attacked = json.loads((root / "runs" / "lmt" / "seed0" / "attack_cw.provenance.json").read_text())
     assert attacked["config"]["attack"]["budget"]["steps"] == 20 and attacked["config"]["attack"]["n_examples"] == 40
-    report = tmp_path / "report.html"
-    built = _snakemake("--configfile", cfg, "--directory", str(tmp_path), "--report", str(report))
-    assert built.returncode == 0, built.stderr[-4000:]
-    html = report.read_text()
+    html = (tmp_path / "report.html").read_text()
     for name in FIGURES:
         assert f"{name}.png" in html, f"figure {name} missing from the HTML report"
     assert html.count("data:image/png") >= len(FIGURES), "every figure is embedded in the report"
@@ -113,3 +120,18 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tmp_path) -> None:
         assert f"{name}.csv" in html, f"table {name} missing from the HTML report"
     again = _snakemake("--cores", "2", "--configfile", cfg, "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_the_report_reads_in_a_browser(tiny_run: Path, tmp_path: Path) -> None:
+    """The tiny run's report in a headless Chromium (tests/browser/check_report.py): no
+    JavaScript error, every figure opens from the menu, decoded and with its top visible, every
+    caption renders. Skipped where Chromium, chromedriver or selenium is missing."""
+    from tests.browser.check_report import browser_missing, check_report
+
+    if reason := browser_missing():
+        pytest.skip(reason)
+    outcome = check_report(tiny_run / "report.html", tmp_path / "screenshots")
+    assert outcome.ok, "\n".join(outcome.problems)
+    assert len(outcome.figures_opened) == len(FIGURES), outcome.figures_opened
+    assert {p.name for p in outcome.screenshots} >= {"landing.png", "figure.png", "caption.png", "table.png"}

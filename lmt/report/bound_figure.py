@@ -48,26 +48,36 @@ def bound_comparison_table(runs: Sequence[tuple[str, int, pd.DataFrame]]) -> pd.
 
 
 def plot_bound_comparison(runs: Sequence[tuple[str, int, pd.DataFrame]], title: str = "") -> plt.Figure:
-    """One panel per method (its first seed), grouped bars per layer on a log axis."""
+    """One panel per method (its first seed), grouped bars per layer on a log axis, the legend
+    below the panels. Panels with few layers sit two per row, so the figure stays wider than
+    tall (a figure taller than the screen is hard to read in the HTML report); with many layers
+    (the WRN's) each panel takes a row of its own, layer names rotated."""
     first: dict[str, pd.DataFrame] = {}
     for method, _, layer_bounds in runs:
         first.setdefault(method, layer_bounds)
-    n_rows = max(len(operator_rows(f)) for f in first.values())
-    height = 3.2 if n_rows <= 8 else 4.6  # room for vertical layer names
-    fig, axes = plt.subplots(len(first), 1, figsize=(max(6.0, 0.9 * n_rows), height * len(first)), squeeze=False)
+    n_groups = max(len(operator_rows(f)) for f in first.values())
+    many = n_groups > 8
+    n_cols = 1 if many or len(first) == 1 else 2
+    n_rows = -(-len(first) // n_cols)
+    # Rotated layer names need less width per layer, and more height, than level ones.
+    panel = (max(6.0, 0.6 * n_groups), 4.6) if many else (max(6.0, 0.9 * n_groups), 3.2)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(panel[0] * n_cols, panel[1] * n_rows + 0.5),
+                             squeeze=False, layout="constrained")
     width = 0.8 / len(BARS)
-    for ax, (method, layer_bounds) in zip(axes[:, 0], first.items()):
+    for ax, (method, layer_bounds) in zip(axes.flat, first.items()):
         rows = operator_rows(layer_bounds)
         x = np.arange(len(rows))
         for i, (column, label) in enumerate(BARS.items()):
             ax.bar(x + (i - (len(BARS) - 1) / 2) * width, rows[column].to_numpy(dtype=float), width, label=label)
-        ax.set_xticks(x, rows["label"], fontsize=7, rotation=90 if len(rows) > 8 else 0)
+        ax.set_xticks(x, rows["label"], fontsize=8, rotation=90 if many else 0)
         ax.set_yscale("log")
         ax.set_ylabel("operator-norm bound")
-        ax.set_title(method, fontsize=9)
+        ax.set_title(method, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].legend(fontsize=7, ncol=len(BARS))
+    for ax in list(axes.flat)[len(first):]:
+        ax.axis("off")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(BARS), fontsize=9, frameon=False)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=11)
     return fig

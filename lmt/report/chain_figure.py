@@ -15,9 +15,29 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter  # noqa: E402
+from matplotlib.ticker import Formatter  # noqa: E402
 
 from lmt.inequality_chain import RATIOS, per_example_ratios  # noqa: E402
+
+
+class _RatioFormatter(Formatter):
+    """Plain numbers ("0.5", "1.1", "40") on a log axis. Minor ticks are labelled only while
+    their labels cannot crowd: every one on an axis under half a decade, those at 2 and 5 × 10^k
+    on one under two decades, none on a longer one."""
+
+    def __init__(self, minor: bool) -> None:
+        self.minor = minor
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        if x <= 0:
+            return ""
+        if self.minor:
+            low, high = sorted(self.axis.get_view_interval())
+            decades = np.log10(high / low) if low > 0 else np.inf
+            mantissa = round(x / 10 ** np.floor(np.log10(x) + 1e-9), 6)
+            if decades > 2 or (decades > 0.5 and mantissa not in (2.0, 5.0)):
+                return ""
+        return f"{x:.3g}"
 
 
 def plot_chain_ratios(
@@ -39,8 +59,11 @@ def plot_chain_ratios(
         ax.boxplot(data, whis=(5, 95), showfliers=False, medianprops={"color": "black"})
         ax.set_xticks(range(1, len(methods) + 1), methods, rotation=20, fontsize=8)
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+        ax.yaxis.set_major_formatter(_RatioFormatter(minor=False))
+        ax.yaxis.set_minor_formatter(_RatioFormatter(minor=True))
+        if not any(len(values) for values in data):  # e.g. nothing certified: (B)/(A) undefined
+            ax.text(0.5, 0.7, "no example where both\nvalues are finite and positive", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=8, color="grey")
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.set_title(ratio, fontsize=9)
         ax.grid(axis="y", alpha=0.3)

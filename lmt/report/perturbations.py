@@ -40,7 +40,7 @@ def _show(ax: plt.Axes, image: np.ndarray, title: str, cmap: str | None = None) 
         ax.imshow(image[0], cmap="gray", vmin=0, vmax=1)
     else:
         ax.imshow(np.clip(image.transpose(1, 2, 0), 0, 1))
-    ax.set_title(title, fontsize=7)
+    ax.set_title(title, fontsize=8)
     ax.axis("off")
 
 
@@ -56,12 +56,13 @@ class PerturbationPanel:
 
 
 def certified_perturbation_figure(panels: Sequence[PerturbationPanel], title: str = "") -> plt.Figure:
-    """Three rows per method: image, perturbation (contrast-stretched), perturbed image with its
-    prediction. A perturbed image that changes the prediction contradicts the certificate and
-    is an error."""
+    """Per method, a block headed by its name with three rows: image, perturbation
+    (contrast-stretched), perturbed image with its prediction. A perturbed image that changes
+    the prediction contradicts the certificate and is an error."""
     n = max(len(p.y) for p in panels)
-    fig, axes = plt.subplots(3 * len(panels), n, figsize=(1.3 * n, 4.2 * len(panels)), squeeze=False)
-    for block, panel in enumerate(panels):
+    fig = plt.figure(figsize=(1.3 * n, 4.4 * len(panels) + (0.3 if title else 0.0)), layout="constrained")
+    blocks = fig.subfigures(len(panels), 1, squeeze=False)[:, 0]
+    for block, panel in zip(blocks, panels):
         model = panel.model.eval()
         device = next(model.parameters()).device
         x, y = panel.x.to(device), panel.y.to(device)
@@ -74,7 +75,8 @@ def certified_perturbation_figure(panels: Sequence[PerturbationPanel], title: st
                 f"{panel.method}: a perturbation within the certified radius changed the prediction "
                 f"of shown examples {flipped}: the certificate is unsound"
             )
-        rows = axes[3 * block : 3 * block + 3]
+        block.suptitle(panel.method, fontsize=10, fontweight="bold")
+        rows = block.subplots(3, n, squeeze=False)
         for i in range(n):
             if i >= len(y):
                 for ax in rows[:, i]:
@@ -82,11 +84,9 @@ def certified_perturbation_figure(panels: Sequence[PerturbationPanel], title: st
                 continue
             delta = (perturbed[i] - x[i]).cpu().numpy()
             size = float(np.linalg.norm(delta))
-            head = f"{panel.method}\n" if i == 0 else ""
-            _show(rows[0, i], x[i].cpu().numpy(), f"{head}label {int(y[i])}, r = {float(panel.radii[i]):.3g}")
+            _show(rows[0, i], x[i].cpu().numpy(), f"label {int(y[i])}, r = {float(panel.radii[i]):.3g}")
             _show(rows[1, i], delta.mean(0, keepdims=True), f"‖δ‖ = {size:.3g}", cmap="RdBu")
             _show(rows[2, i], perturbed[i].cpu().numpy(), f"predicted {int(predicted[i])}")
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=11)
     return fig

@@ -205,8 +205,9 @@ def perturbation_figure_stage(
     if not panels:
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(5, 1))
-        ax.text(0.5, 0.5, "no method certified any shown example", ha="center", va="center")
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.text(0.5, 0.5, f"{config['experiment']}: no method certified any test example (first seed):\n"
+                "every certified radius is 0, so there is no perturbation to show", ha="center", va="center")
         ax.axis("off")
     else:
         fig = certified_perturbation_figure(panels, config["experiment"])
