@@ -1,18 +1,27 @@
 """Certification and attack cost vs inference, measured in one run on one device (not a test).
 
-Prints, on the embedded test split (W&K CNN): the one-time certification-mode bound; the
-per-example cost of float-sound radii (a float64 forward pass recording activation norms, the
-rounding-error bounds and the radius formula, lmt.certify.certify_examples) against float32
-inference; C&W seconds per 100 examples at the paper's budget. Training-step costs:
+On the embedded test split (W&K CNN, seed 0) prints, kept apart because they scale differently:
+
+- the **one-time** cost of a certificate: tracing the network and its certification-mode
+  Lipschitz bound (paid once per model, whatever the number of examples);
+- the **per-example** cost of float-sound radii (a float64 forward pass recording activation
+  norms, the rounding-error bounds and the radius formula, lmt.certify.certify_examples) against
+  float32 inference per example, and their ratio;
+- C&W at the paper's budget per example, against certification per example, and for
+  ``--attack-examples`` examples against the whole certificate (bound + radii).
+
+Per-set times are medians of ``--repeats`` runs. Training-step costs:
 benchmarks/bench_training.py.
 
-    python benchmarks/bench_pipeline.py [--device auto|cpu|cuda]
+    python benchmarks/bench_pipeline.py [--device auto|cpu|cuda] [--attack-examples 20] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from typing import Callable
 
 import torch
 
@@ -30,46 +39,63 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def timed(work: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    _sync(device)
+    start = time.perf_counter()
+    result = work()
+    _sync(device)
+    return time.perf_counter() - start, result
+
+
+def median_seconds(work: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, object]:
+    runs = [timed(work, device) for _ in range(repeats)]
+    return statistics.median(seconds for seconds, _ in runs), runs[-1][1]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--attack-examples", type=int, default=200)
+    parser.add_argument("--attack-examples", type=int, default=20, help="examples attacked by C&W (0: no attack)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of inference and of the radii; medians reported")
     args = parser.parse_args()
     device = choose_device(args.device)
     print(f"device: {describe(device)}; torch {torch.__version__}; threads {torch.get_num_threads()}")
 
+    torch.manual_seed(0)
     data = embedded_mnist()
     model = create_model("wong_kolter_mnist").to(device).eval()
     x, y = data.test.x.to(device), data.test.y.to(device)
-    with torch.no_grad():
-        model(x)
-        _sync(device)
-        start = time.perf_counter()
-        logits = model(x)
-        _sync(device)
-    inference = time.perf_counter() - start
-    start = time.perf_counter()
-    network = NetworkBound(model, (1, 28, 28)).to(device)
-    bound = network.certified_bound(CertifySettings())
-    _sync(device)
-    one_time = time.perf_counter() - start
-    start = time.perf_counter()
-    certificates = certify_examples(network, bound, model, x, y)
-    _sync(device)
-    per_set = time.perf_counter() - start
-    print(f"one-time certified bound: {one_time:.2f} s")
-    print(f"float-sound radii of {len(y)} test examples: {per_set:.3f} s, float32 inference "
-          f"{inference * 1e3:.2f} ms: ratio {per_set / inference:.1f} per example "
-          f"(median radius given up to rounding: {certificates.rounding['median_relative_radius_loss']:.2%})")
-    certification = one_time + per_set
+    n = len(y)
 
-    n = args.attack_examples
-    start = time.perf_counter()
-    minimal_l2(model, x[:n], y[:n], CW(), batch_size=n, device=device, progress=False)
-    _sync(device)
-    attack = time.perf_counter() - start
-    print(f"C&W (paper budget, 9 x 100 steps): {attack / n * 100:.2f} s per 100 examples; "
-          f"attack/certification time for {n} examples = {attack / certification:.1f}")
+    def infer() -> torch.Tensor:
+        with torch.no_grad():
+            return model(x)
+
+    infer()  # warm-up
+    inference, _ = median_seconds(infer, device, args.repeats)
+
+    trace, network = timed(lambda: NetworkBound(model, (1, 28, 28)).to(device), device)
+    bound_s, bound = timed(lambda: network.certified_bound(CertifySettings()), device)
+    one_time = trace + bound_s
+    certify, certificates = median_seconds(lambda: certify_examples(network, bound, model, x, y), device, args.repeats)
+
+    per_certify, per_inference = certify / n, inference / n
+    print(f"W&K CNN, {n} embedded MNIST test examples (medians of {args.repeats} runs)")
+    print(f"one-time: certified bound {one_time:.3f} s (tracing {trace:.3f} s, certification-mode bound "
+          f"{bound_s:.3f} s), paid once per model")
+    print(f"per example: float-sound radii {per_certify * 1e3:.4f} ms, float32 inference {per_inference * 1e3:.4f} ms: "
+          f"ratio {per_certify / per_inference:.1f} (median radius given up to rounding: "
+          f"{certificates.rounding['median_relative_radius_loss']:.2%})")
+    print(f"all {n} examples: bound + radii {one_time + certify:.3f} s = one-time {one_time:.3f} s + "
+          f"{n} x {per_certify * 1e3:.4f} ms")
+
+    m = min(args.attack_examples, n)
+    if m > 0:
+        attack, _ = timed(lambda: minimal_l2(model, x[:m], y[:m], CW(), batch_size=m, device=device, progress=False), device)
+        per_attack = attack / m
+        print(f"C&W (paper budget, 9 x 100 steps) on {m} examples: {per_attack * 1e3:.1f} ms per example = "
+              f"{per_attack / per_certify:.0f} x the radii per example; for {m} examples C&W {attack:.2f} s vs "
+              f"bound + radii {one_time + per_certify * m:.3f} s (ratio {attack / (one_time + per_certify * m):.1f})")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,17 @@ layer and step) and their ratio. Inputs are random tensors of the model's input 
 of a step does not depend on the pixel values.
 
     python benchmarks/bench_training.py [--device auto|cpu|cuda] [--steps 50] [--repeats 1]
+    python benchmarks/bench_training.py --count-ops [--device cpu]
 
 On a shared machine, ``--repeats 5`` alternates standard and LMT blocks so that both see the
 same load, and reports the medians.
+
+``--count-ops`` times nothing: it counts the ATen operations that one optimizer step dispatches
+(a TorchDispatchMode sees every operation below autograd: forward with the loss and, for LMT,
+the bound; backward; the optimizer), per phase, and how many are views (no kernel) and distinct.
+On a GPU each non-view operation is roughly one kernel launch, so where steps are small the
+count is a proxy for the launch overhead that a loaded CPU cannot time reliably. The counts do
+not depend on the machine's load, and steps after the first few are identical.
 """
 
 from __future__ import annotations
@@ -16,9 +24,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from lmt.bounds import NetworkBound
 from lmt.device import choose_device, describe
@@ -31,8 +42,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_step(model_name: str, run: str, params: dict, device: torch.device, batch: int) -> Callable[[], None]:
-    """One optimizer step of ``run`` on a fresh model (seed 0) and a fixed random batch."""
+RUNS = (("standard", {}), ("lmt", {"c": 1.0}))
+PHASES = ("forward", "backward", "optimizer")
+
+
+def make_step(
+    model_name: str, run: str, params: dict, device: torch.device, batch: int
+) -> Callable[..., None]:
+    """One optimizer step of ``run`` on a fresh model (seed 0) and a fixed random batch; the
+    step calls ``phase(name)`` before each of :data:`PHASES` if given."""
     torch.manual_seed(0)
     shape = model_input_shape(model_name)
     model = create_model(model_name).to(device).train()
@@ -42,13 +60,86 @@ def make_step(model_name: str, run: str, params: dict, device: torch.device, bat
     x = torch.rand(batch, *shape, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
 
-    def step() -> None:
+    def step(phase: Callable[[str], None] = lambda name: None) -> None:
+        phase("forward")
         loss, _ = method.loss(StepContext(model, bound, 0.0), x, y)
         optimizer.zero_grad(set_to_none=True)
+        phase("backward")
         loss.backward()
+        phase("optimizer")
         optimizer.step()
 
     return step
+
+
+@dataclass
+class OpCounts:
+    """ATen operations dispatched by one step: per phase, views, distinct overloads."""
+
+    per_phase: Counter = field(default_factory=Counter)
+    views: int = 0
+    ops: Counter = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_phase.values())
+
+    @property
+    def distinct(self) -> int:
+        return len(self.ops)
+
+    def key(self) -> tuple:
+        return (tuple(sorted(self.per_phase.items())), self.views, tuple(sorted(self.ops.items())))
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts every ATen operation dispatched while active (in the phase last named)."""
+
+    def __init__(self, counts: OpCounts) -> None:
+        super().__init__()
+        self.counts = counts
+        self.phase = PHASES[0]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts.per_phase[self.phase] += 1
+        self.counts.ops[str(func)] += 1
+        if func.is_view:
+            self.counts.views += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_step_ops(step: Callable[..., None], warmup: int = 2) -> OpCounts:
+    """The operations of one step of ``step`` after ``warmup`` steps (first-step setup aside)."""
+    for _ in range(warmup):
+        step()
+    counts = OpCounts()
+    with _CountOps(counts) as mode:
+        def phase(name: str) -> None:
+            mode.phase = name
+        step(phase)
+    return counts
+
+
+def print_op_counts(specs: list[str], device: torch.device) -> None:
+    """The table of ``--count-ops``: one row per model and run, then LMT ÷ standard."""
+    print("ATen operations dispatched per optimizer step (after 2 warm-up steps; views do not launch kernels)")
+    print()
+    print("| model, batch | run | forward + loss | backward | optimizer | total | of which views | distinct ops |")
+    print("|---|---|---|---|---|---|---|---|")
+    ratios = []
+    for spec in specs:
+        name, batch = spec.split(":")
+        counts = {run: count_step_ops(make_step(name, run, params, device, int(batch))) for run, params in RUNS}
+        for run, c in counts.items():
+            print(f"| {name}, {batch} | {run} | " + " | ".join(str(c.per_phase[p]) for p in PHASES)
+                  + f" | {c.total} | {c.views} | {c.distinct} |")
+        standard, lmt = counts["standard"], counts["lmt"]
+        ratios.append(f"{name}: LMT/standard = {lmt.total / standard.total:.2f} operations, "
+                      f"{(lmt.total - lmt.views) / (standard.total - standard.views):.2f} non-view operations "
+                      f"(+{lmt.total - standard.total} per step)")
+    print()
+    for line in ratios:
+        print(line)
 
 
 def seconds_per_step(step: Callable[[], None], device: torch.device, steps: int) -> float:
@@ -68,13 +159,18 @@ def main() -> None:
                         help="alternating standard/LMT blocks of --steps steps; medians are reported")
     parser.add_argument("--models", nargs="+", default=["wong_kolter_mnist:50", "wrn_16_4:128"],
                         help="model:batch pairs")
+    parser.add_argument("--count-ops", action="store_true",
+                        help="count the ATen operations of one step instead of timing steps")
     args = parser.parse_args()
     device = choose_device(args.device)
     print(f"device: {describe(device)}; torch {torch.__version__}; threads {torch.get_num_threads()}")
+    if args.count_ops:
+        print_op_counts(args.models, device)
+        return
     for spec in args.models:
         name, batch = spec.split(":")
         steps = {run: make_step(name, run, params, device, int(batch))
-                 for run, params in (("standard", {}), ("lmt", {"c": 1.0}))}
+                 for run, params in RUNS}
         for step in steps.values():
             for _ in range(max(3, args.steps // 10)):
                 step()

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lmt.device import selection as device_selection
 from lmt.numerics import float_settings
 
 PACKAGES = ("torch", "torchvision", "foolbox", "eagerpy", "numpy", "snakemake", "pandas", "lmt-bench")
@@ -40,6 +41,16 @@ def git_revision() -> str:
         return "unknown"
 
 
+def _selection_of(device: str) -> dict[str, Any] | None:
+    """How this process chose ``device`` (:func:`lmt.device.selection`: requested setting,
+    index, name, GPU slot), or None where the record's device is not the one chosen (a table
+    stage records ``cpu`` after a training stage in the same process chose a GPU)."""
+    chosen = device_selection()
+    if chosen is None or device.split(" (")[0] != chosen["device"]:
+        return None
+    return chosen
+
+
 def record(config: dict[str, Any], device: str, wall_time_s: float, **extra: Any) -> dict[str, Any]:
     """One provenance record, stored next to the result it describes; ``config`` is the subset
     of the experiment's settings that the stage read (:mod:`lmt.stage_config`)."""
@@ -49,6 +60,7 @@ def record(config: dict[str, Any], device: str, wall_time_s: float, **extra: Any
         "python": platform.python_version(),
         "git_revision": git_revision(),
         "device": device,
+        "device_selection": _selection_of(device),
         "float_settings": float_settings(),
         "wall_time_s": round(wall_time_s, 3),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

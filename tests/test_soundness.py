@@ -275,7 +275,9 @@ def test_certify_stage_writes_float_sound_radii(tmp_path, tiny_run) -> None:
     assert pd.read_csv(tmp_path / "certified.csv")["certified_radius"].tolist() == frame["certified_radius"].tolist()
     rounding = json.loads((tmp_path / "bounds.json").read_text())["rounding"]
     assert 0 <= rounding["median_relative_radius_loss"] <= 1
-    assert json.loads((tmp_path / "bounds.json").read_text())["provenance"]["float_settings"]["cudnn_conv_fp32_precision"] == "ieee"
+    provenance = json.loads((tmp_path / "bounds.json").read_text())["provenance"]
+    assert provenance["float_settings"]["cudnn_conv_fp32_precision"] == "ieee"
+    assert provenance["device_selection"]["device"] == provenance["device"].split(" (")[0]  # how it was chosen
     assert "certified" in pd.read_csv(tmp_path / "layer_bounds.csv").columns  # where it was told, not derived
 
 
