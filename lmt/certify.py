@@ -21,8 +21,10 @@ Certificate kinds are registered by name in :data:`CERTIFICATES` (a
 :class:`lmt.registry.Registry`): a kind is a function with the signature of
 :func:`certify_examples` — the network's bounds, the model, examples and labels, the
 :class:`~lmt.bounds.CertifySettings` (its parameters) — returning :class:`Certificates`. The
-Lipschitz-margin certificate above is ``lipschitz_margin``; another kind (randomized smoothing)
-is one more module that registers its function.
+Lipschitz-margin certificate above is ``lipschitz_margin``. Randomized smoothing
+(:mod:`lmt.smoothing`), a probabilistic certificate of another classifier (the smoothed one),
+needs neither the network's bound nor its margins and returns other columns, so it is not in
+this registry: it has its own settings (``certify.smoothing``), stage and rule.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
     lmt-bench run --config config/config.yaml [--method lmt] [--seed 0]
 
-runs train → certify → attacks → gradient bounds → merge (soundness gate) for the selected
-runs, then every table and figure, writing the same files as the Snakemake workflow (whose
-rules call the same functions). Use it for interactive work or debugging, and where Snakemake
+runs train → certify → randomized smoothing (where configured) → attacks → gradient bounds →
+merge (soundness gate) for the selected runs, then every table and figure, writing the same
+files as the Snakemake workflow (whose rules call the same functions). Use it for interactive work or debugging, and where Snakemake
 is not installed; use Snakemake for parallel, incremental runs.
 """
 
@@ -44,12 +44,17 @@ def _run_experiment(experiment: dict, args: argparse.Namespace) -> None:
         if args.force or not Path(run.model).exists():
             pipeline.train_stage(stage_config.train(experiment, method, seed), run.model, run.train_log, run.resume)
         pipeline.certify_stage(stage_config.certify(experiment), run.model, run.certified, run.bounds, run.layer_bounds)
+        smoothing_csv = None
+        if stage_config.smoothing_settings(experiment) is not None:
+            smoothing_csv = run.smoothing
+            pipeline.smoothing_stage(stage_config.smoothing(experiment), run.model, smoothing_csv)
         attack_csvs = {label: run.attack(label) for label in experiment["attack"]["attacks"]}
         for label, path in attack_csvs.items():
             pipeline.attack_stage(stage_config.attack(experiment, label), run.model, path)
         pipeline.gradient_bounds_stage(stage_config.gradient_bounds(experiment), run.model, run.gradient_bounds_csv,
                                        run.gradient_bounds_json)
-        pipeline.merge_stage(run.certified, run.gradient_bounds_csv, attack_csvs, run.examples, run.label)
+        pipeline.merge_stage(run.certified, run.gradient_bounds_csv, attack_csvs, run.examples, run.label,
+                             smoothing_csv)
     from lmt.report.stages import report_experiment
 
     for table in report_experiment(experiment, runs):

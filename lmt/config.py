@@ -6,8 +6,8 @@ source of truth for keys, defaults and descriptions; the Snakefile and the CLI b
 
 Validation is strict: every number must be finite (YAML's ``.nan``/``.inf`` are rejected
 anywhere), every key a string, an integer an ``int`` (not ``2.0``, not ``true``), and method and
-attack parameters are checked against their classes (:mod:`lmt.params`), ranges and relations
-included.
+attack parameters, and the randomized-smoothing settings (``certify.smoothing``), are checked
+against their classes (:mod:`lmt.params`), ranges and relations included.
 """
 
 from __future__ import annotations
@@ -174,6 +174,21 @@ def _check_meaning(config: dict[str, Any], prefix: str = "") -> None:
     """What the schema cannot express: registered names, parameter classes, the lr schedule."""
     _check_registered_names(config, prefix)
     _check_schedule(config["training"], prefix)
+    _check_smoothing(config["certify"].get("smoothing"), prefix)
+
+
+def _check_smoothing(smoothing: dict[str, Any] | None, prefix: str = "") -> None:
+    """``certify.smoothing`` against :class:`lmt.smoothing.SmoothingSettings` (the schema holds
+    the same declarations; this is where a relation between them would be checked)."""
+    if smoothing is None:
+        return
+    from lmt.params import check_params
+    from lmt.smoothing import SmoothingSettings
+
+    try:
+        check_params(SmoothingSettings, smoothing, "randomized smoothing")
+    except (TypeError, ValueError) as err:
+        raise _registry_error(f"{prefix}certify.smoothing", err) from None
 
 
 def _check_registered_names(config: dict[str, Any], prefix: str = "") -> None:

@@ -102,6 +102,7 @@ class RunPaths:
     layer_bounds: str  # the per-layer bound comparison (Fig. 3)
     gradient_bounds_csv: str  # per-example radii (B) and (C) of the inequality chain
     gradient_bounds_json: str  # the pairwise gradient bounds behind (B)
+    smoothing: str  # per-example randomized-smoothing certificates (only where configured)
     examples: str  # the merged per-example table that passed the soundness gate
 
     @classmethod
@@ -112,7 +113,7 @@ class RunPaths:
             model=f"{d}/model.pt", resume=f"{d}/resume.pt", train_log=f"{d}/train_log.csv",
             certified=f"{d}/certified.csv", bounds=f"{d}/bounds.json", layer_bounds=f"{d}/layer_bounds.csv",
             gradient_bounds_csv=f"{d}/gradient_bounds.csv", gradient_bounds_json=f"{d}/gradient_bounds.json",
-            examples=f"{d}/examples.csv",
+            smoothing=f"{d}/smoothing.csv", examples=f"{d}/examples.csv",
         )
 
     @classmethod

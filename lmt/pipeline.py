@@ -100,6 +100,53 @@ def certify_stage(config: StageConfig, model: str, examples: str, bounds: str, l
     return frame
 
 
+def smoothing_stage(
+    config: StageConfig, model: str, examples: str, provenance: str | None = None, progress: bool = True
+) -> pd.DataFrame:
+    """Randomized smoothing (:mod:`lmt.smoothing`, Cohen et al. 2019 CERTIFY) of every test
+    example, with the settings of ``config`` (:func:`lmt.stage_config.smoothing`), to
+    ``examples``: ``rs_prediction``, ``rs_count``, ``rs_p_lower``, ``rs_radius``, ``rs_abstain``;
+    the budget (σ, n0, n, α, seed) and the guarantee to ``provenance`` (default: beside it).
+    Anything non-finite, or a broken invariant, is an error naming the examples."""
+    from lmt.params import check_params
+    from lmt.smoothing import SmoothingSettings, certify_smoothed
+    from lmt.soundness import NonFiniteError, smoothing_problems
+
+    started = time.perf_counter()
+    run = load_run(config, model)
+    require_finite_parameters(run.model, run.label)
+    settings = check_params(SmoothingSettings, config["smoothing"], "randomized smoothing")
+    test = run.dataset.test
+    ids = torch.arange(len(test.y))
+    result = certify_smoothed(run.model, test.x, settings, ids, run.label, progress)
+    frame = pd.DataFrame(
+        {
+            "example_id": ids.numpy(),
+            "rs_prediction": result.prediction.numpy(),
+            "rs_count": result.count.numpy(),
+            "rs_p_lower": result.p_lower.numpy(),
+            "rs_radius": result.radius.numpy(),
+            "rs_abstain": result.abstain.numpy(),
+        }
+    )
+    problems = smoothing_problems(frame)
+    if problems:
+        raise NonFiniteError(f"{run.label}: randomized smoothing produced invalid numbers.\n" + "\n".join(problems))
+    write_csv(examples, frame)
+    write_json(
+        provenance or provenance_path(examples),
+        record(
+            config, describe(run.device), time.perf_counter() - started,
+            budget=vars(settings), n_examples=len(frame),
+            guarantee=(f"Cohen et al. 2019 CERTIFY: for each example, with probability >= 1 - alpha = "
+                       f"{1 - settings.alpha:g} over the noise, the smoothed classifier (Gaussian noise, "
+                       f"sigma = {settings.sigma:g}) predicts rs_prediction within L2 radius rs_radius; "
+                       "a statement about the smoothed classifier, not the network itself"),
+        ),
+    )
+    return frame
+
+
 def attack_stage(
     config: StageConfig, model: str, examples: str, provenance: str | None = None, progress: bool = True
 ) -> pd.DataFrame:
@@ -165,14 +212,23 @@ def gradient_bounds_stage(
 
 
 def merge_stage(
-    certified_csv: str, gradient_csv: str | None, attack_csvs: Mapping[str, str], out_csv: str, run_label: str
+    certified_csv: str, gradient_csv: str | None, attack_csvs: Mapping[str, str], out_csv: str, run_label: str,
+    smoothing_csv: str | None = None,
 ) -> pd.DataFrame:
     """One tidy per-example table on the attacked examples: certificates, the chain's (B) and
-    (C), one ``<attack>_distance``/``_success`` pair per attack, ``min_attack_distance`` (D) and
+    (C), the randomized-smoothing columns ``rs_*`` where ``smoothing_csv`` is given, one
+    ``<attack>_distance``/``_success`` pair per attack, ``min_attack_distance`` (D) and
     ``min_attack``; then the soundness gate (:func:`lmt.soundness.check_soundness`)."""
     frame = pd.read_csv(certified_csv)
     if gradient_csv is not None:
         frame = frame.merge(pd.read_csv(gradient_csv), on="example_id", how="left", validate="one_to_one")
+    if smoothing_csv is not None:
+        smoothed = pd.read_csv(smoothing_csv)
+        uncovered = sorted(set(frame["example_id"]) - set(smoothed["example_id"]))
+        if uncovered:
+            raise ValueError(f"{run_label}: {smoothing_csv} has no randomized-smoothing result for examples "
+                             f"{uncovered[:50]}")
+        frame = frame.merge(smoothed, on="example_id", how="left", validate="one_to_one")
     ids = None
     for label, path in attack_csvs.items():
         attacked = pd.read_csv(path)

@@ -13,6 +13,20 @@ Checks on one run's per-example table, all fatal:
   gradient norm ‖∇ₓ(F_y − F_i)‖ exceeds the certified Lipschitz bound of that pair, so the
   bound is not an upper bound.
 
+Randomized smoothing (``rs_*`` columns, :mod:`lmt.smoothing`, only where configured) certifies
+another classifier: the smoothed classifier g(x) = argmax_c P(f(x + ε) = c), not the network f
+that the attacks and the Lipschitz-margin certificate concern. An attack distance found on f
+is no upper bound for g's radius (g can be robust where f is not, and the reverse), so the
+gate does **not** compare ``rs_radius`` with attack distances, with the certified radius or with
+(B); and its guarantee is probabilistic (per example with probability ≥ 1 − α), so no
+comparison could prove it wrong anyway. What the gate checks, all fatal:
+
+* ``rs_p_lower`` and ``rs_radius`` are finite numbers (never NaN or ±inf);
+* 0 ≤ ``rs_p_lower`` ≤ 1 and ``rs_radius`` ≥ 0;
+* ``rs_abstain`` is a boolean, and abstaining ⇔ ``rs_p_lower`` ≤ 1/2; an abstention has radius 0,
+  a certified example a positive radius;
+* ``rs_prediction`` is a class index (an integer ≥ 0), ``rs_count`` (where present) an integer ≥ 0.
+
 The error names the run, every offending example id, and the numbers.
 """
 
@@ -112,10 +126,61 @@ def _describe(frame: pd.DataFrame, mask: pd.Series, columns: list[str], what: st
     return text
 
 
+SMOOTHING_COLUMNS = ("rs_prediction", "rs_count", "rs_p_lower", "rs_radius", "rs_abstain")
+
+
+def _as_bool(column: pd.Series) -> pd.Series | None:
+    """A column of booleans (as pandas reads them from CSV, or 0/1), or None if it is not one."""
+    if column.dtype == bool:
+        return column
+    text = column.astype(str).str.lower()
+    if text.isin(["true", "false", "1", "0", "1.0", "0.0"]).all():
+        return text.isin(["true", "1", "1.0"])
+    return None
+
+
+def smoothing_problems(frame: pd.DataFrame) -> list[str]:
+    """One message per broken invariant of the randomized-smoothing columns (module docstring);
+    none where the table has no ``rs_radius``. Never compares them with attacks or the
+    Lipschitz-margin certificate: they certify the smoothed classifier, another classifier."""
+    if "rs_radius" not in frame:
+        return []
+    missing = [c for c in SMOOTHING_COLUMNS if c != "rs_count" and c not in frame]
+    if missing:
+        return [f"randomized smoothing: columns {missing} are missing beside 'rs_radius'"]
+    problems = non_finite_problems(frame, ["rs_p_lower", "rs_radius"])
+    p = pd.to_numeric(frame["rs_p_lower"], errors="coerce")
+    radius = pd.to_numeric(frame["rs_radius"], errors="coerce")
+    finite = np.isfinite(p) & np.isfinite(radius)
+
+    def flag(mask: pd.Series, what: str) -> None:
+        mask = mask.fillna(False).astype(bool) & finite
+        if mask.any():
+            problems.append(_describe(frame, mask, [c for c in SMOOTHING_COLUMNS if c in frame], what))
+
+    flag((p < 0) | (p > 1), "have a smoothing probability bound rs_p_lower outside [0, 1]")
+    flag(radius < 0, "have a negative smoothing radius rs_radius")
+    for column in ("rs_prediction", "rs_count"):
+        if column in frame:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            flag(~(np.isfinite(values) & (values >= 0) & (values == np.round(values))) | values.isna(),
+                 f"have a {column} that is not an integer ≥ 0")
+    abstain = _as_bool(frame["rs_abstain"])
+    if abstain is None:
+        problems.append("column 'rs_abstain' is not boolean")
+        return problems
+    flag(abstain & (radius != 0), "abstain (rs_abstain) with a smoothing radius other than 0")
+    flag(~abstain & ~(radius > 0), "are not abstained but have smoothing radius 0")
+    flag(abstain != (p <= 0.5), "have rs_abstain inconsistent with rs_p_lower ≤ 1/2")
+    return problems
+
+
 def check_soundness(frame: pd.DataFrame, run_label: str) -> None:
-    """Raise :class:`SoundnessError` if any example of ``frame`` breaks the chain's sound part."""
+    """Raise :class:`SoundnessError` if any example of ``frame`` breaks the chain's sound part,
+    or the randomized-smoothing columns their invariants (:func:`smoothing_problems`)."""
     attacks = attack_columns(frame)
     problems = non_finite_problems(frame)
+    problems += smoothing_problems(frame)
     problems += non_finite_problems(frame, attacks, allow_inf=tuple(attacks))  # a failed attack is +inf
     if "min_attack_distance" in frame:
         problems += non_finite_problems(frame, ["min_attack_distance"], allow_inf=("min_attack_distance",))

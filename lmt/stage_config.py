@@ -15,6 +15,7 @@ config file.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,8 +53,30 @@ def _evaluation(experiment: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def certify(experiment: Mapping[str, Any]) -> StageConfig:
-    """Certified bound and radii: the ``certify`` section."""
-    return canonical({**_evaluation(experiment), **_pick(experiment, "certify")})
+    """Certified bound and radii: the ``certify`` section, without ``smoothing`` (its own stage,
+    so that a smoothing setting reruns only the smoothing jobs)."""
+    section = {key: value for key, value in experiment["certify"].items() if key != "smoothing"}
+    return canonical({**_evaluation(experiment), "certify": section})
+
+
+def smoothing_settings(experiment: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``certify.smoothing`` with its defaults filled in, or None where smoothing is off."""
+    values = experiment["certify"].get("smoothing")
+    if values is None:
+        return None
+    from lmt.params import check_params
+    from lmt.smoothing import SmoothingSettings
+
+    return dataclasses.asdict(check_params(SmoothingSettings, values, "randomized smoothing"))
+
+
+def smoothing(experiment: Mapping[str, Any]) -> StageConfig:
+    """Randomized smoothing (on only): its settings, defaults filled in, so that writing a
+    default explicitly changes nothing."""
+    settings = smoothing_settings(experiment)
+    if settings is None:
+        raise KeyError(f"experiment {experiment.get('experiment')!r} does not configure certify.smoothing")
+    return canonical({**_evaluation(experiment), "smoothing": settings})
 
 
 def attack(experiment: Mapping[str, Any], label: str) -> StageConfig:
@@ -83,8 +106,14 @@ def table1_attack(experiment: Mapping[str, Any]) -> str:
 
 
 def aggregate(experiment: Mapping[str, Any]) -> StageConfig:
-    """Summary, attack table and Table 1: the radii and Table 1's attack (resolved)."""
-    return canonical({"report": {"radii": experiment["report"]["radii"], "table1_attack": table1_attack(experiment)}})
+    """Summary, attack table and Table 1: the radii and Table 1's attack (resolved); with
+    randomized smoothing on, its σ and α (the summary's note states the guarantee)."""
+    subset: dict[str, Any] = {
+        "report": {"radii": experiment["report"]["radii"], "table1_attack": table1_attack(experiment)}}
+    smoothed = smoothing_settings(experiment)
+    if smoothed is not None:
+        subset["smoothing"] = {key: smoothed[key] for key in ("sigma", "alpha")}
+    return canonical(subset)
 
 
 def inequality_chain(experiment: Mapping[str, Any]) -> StageConfig:

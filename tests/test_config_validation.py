@@ -65,6 +65,20 @@ NEWLY_REJECTED = [
     ("methods: {parseval: {beta: 1.5}}", "methods.parseval.beta"),
     # ranges of attack parameters
     ("attack: {attacks: {fmn: {gamma: 1.5}}}", "attack.attacks.fmn.gamma"),
+    # randomized smoothing (certify.smoothing): finite, typed, in range, no unknown keys
+    ("certify: {smoothing: {sigma: .nan}}", "certify.smoothing.sigma"),
+    ("certify: {smoothing: {sigma: 0}}", "certify.smoothing.sigma"),
+    ("certify: {smoothing: {sigma: -0.5}}", "certify.smoothing.sigma"),
+    ("certify: {smoothing: {n: 0}}", "certify.smoothing.n"),
+    ("certify: {smoothing: {n0: 10.0}}", "certify.smoothing.n0"),
+    ("certify: {smoothing: {alpha: 0.5}}", "certify.smoothing.alpha"),
+    ("certify: {smoothing: {alpha: 0}}", "certify.smoothing.alpha"),
+    ("certify: {smoothing: {alpha: .inf}}", "certify.smoothing.alpha"),
+    ("certify: {smoothing: {batch_size: true}}", "certify.smoothing.batch_size"),
+    ("certify: {smoothing: {seed: -1}}", "certify.smoothing.seed"),
+    ("certify: {smoothing: {sigmaa: 0.5}}", "certify.smoothing"),  # unknown key
+    ("certify: {smoothing: 0.5}", "certify.smoothing"),  # neither a mapping nor null
+    ("experiments: {a: {certify: {smoothing: {n: -1}}}}", "experiments.a.certify.smoothing.n"),
     # keys YAML reads as numbers or bools (these crashed with an AttributeError / TypeError)
     ("methods: {1: {}}", "methods.1"),
     ("attack: {attacks: {true: {}}}", "attack.attacks.True"),
@@ -99,6 +113,22 @@ def test_every_shipped_config_validates() -> None:
     for path in sorted((REPO / "config").glob("*.yaml")):
         with open(path) as f:
             validate_config(yaml.safe_load(f))
+
+
+def test_smoothing_is_off_unless_set() -> None:
+    """Absent or null: off (and the certify stage reads the same settings either way); set: its
+    parameters with their defaults filled in, ints for floats as floats."""
+    from lmt import stage_config
+
+    absent = validate_config({})["experiments"]["default"]
+    null = validate_config({"certify": {"smoothing": None}})["experiments"]["default"]
+    on = validate_config({"certify": {"smoothing": {"sigma": 1, "n": 500}}})["experiments"]["default"]
+    assert stage_config.smoothing_settings(absent) is None and stage_config.smoothing_settings(null) is None
+    assert stage_config.certify(absent) == stage_config.certify(null) == stage_config.certify(on)
+    assert stage_config.smoothing(on)["smoothing"] == {
+        "sigma": 1.0, "n0": 100, "n": 500, "alpha": 0.001, "batch_size": 1000, "seed": 0}
+    with pytest.raises(KeyError, match="certify.smoothing"):
+        stage_config.smoothing(absent)
 
 
 def test_an_int_for_a_float_parameter_becomes_a_float() -> None:

@@ -12,6 +12,7 @@ def test_run_files_keep_their_names() -> None:
     assert (run.certified, run.bounds, run.layer_bounds) == (f"{d}/certified.csv", f"{d}/bounds.json", f"{d}/layer_bounds.csv")
     assert (run.gradient_bounds_csv, run.gradient_bounds_json) == (f"{d}/gradient_bounds.csv", f"{d}/gradient_bounds.json")
     assert (run.attack("pgd.fast"), run.examples) == (f"{d}/attack_pgd.fast.csv", f"{d}/examples.csv")
+    assert (run.smoothing, provenance_path(run.smoothing)) == (f"{d}/smoothing.csv", f"{d}/smoothing.provenance.json")
     assert provenance_path(run.model) == f"{d}/model.provenance.json"
     assert provenance_path(run.attack("pgd.fast")) == f"{d}/attack_pgd.fast.provenance.json"
     assert run.label == "default/lmt/seed0"

@@ -94,6 +94,17 @@ def test_a_setting_changes_only_the_subsets_that_read_it() -> None:
     assert changed(_edited("training", "device", "auto")) == {
         "train standard", "train lmt", "certify", "attack deepfool", "gradient_bounds"}
 
+    # Randomized smoothing has its own job: turning it on (or off) changes no other job's
+    # settings except the summary's, whose note states σ and α; null is off.
+    assert changed(_edited("certify", "smoothing", {"sigma": 0.5, "n": 100})) == {"aggregate"}
+    assert changed(_edited("certify", "smoothing", None)) == set()
+    on = validate_config(_edited("certify", "smoothing", {"sigma": 0.5}))["experiments"]["rerun"]
+    explicit = validate_config(_edited("certify", "smoothing", {"sigma": 0.5, "n0": 100, "alpha": 0.001}))
+    assert repr(stage_config.smoothing(on)) == repr(stage_config.smoothing(explicit["experiments"]["rerun"]))
+    wider = validate_config(_edited("certify", "smoothing", {"sigma": 0.5, "batch_size": 10}))["experiments"]["rerun"]
+    assert stage_config.aggregate(wider) == stage_config.aggregate(on) != stage_config.aggregate(
+        validate_config(_edited("certify", "smoothing", {"sigma": 0.25}))["experiments"]["rerun"])
+
 
 @pytest.mark.slow
 def test_reruns_follow_exactly_the_changed_settings(tmp_path) -> None:

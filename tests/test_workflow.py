@@ -108,10 +108,13 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tiny_run: Path) -> No
     assert "39.9" in (root / "tables" / "published.md").read_text()
     provenance = json.loads((root / "tables" / "table1.provenance.json").read_text())
     # Each record holds the settings its stage read (lmt.stage_config), e.g. the attack's budget.
-    assert provenance["config"] == {"report": {"radii": [0.5, 1.0, 1.58], "table1_attack": "cw"}}
+    # (and with randomized smoothing on, its σ and α, which the summary's note states).
+    assert provenance["config"] == {"report": {"radii": [0.5, 1.0, 1.58], "table1_attack": "cw"},
+                                    "smoothing": {"alpha": 0.001, "sigma": 0.25}}
     assert provenance["git_revision"]
     attacked = json.loads((root / "runs" / "lmt" / "seed0" / "attack_cw.provenance.json").read_text())
     assert attacked["config"]["attack"]["budget"]["steps"] == 20 and attacked["config"]["attack"]["n_examples"] == 40
+    _check_smoothing(root, examples, summary)
     html = (tmp_path / "report.html").read_text()
     for name in FIGURES:
         assert f"{name}.png" in html, f"figure {name} missing from the HTML report"
@@ -135,3 +138,22 @@ def test_the_report_reads_in_a_browser(tiny_run: Path, tmp_path: Path) -> None:
     assert outcome.ok, "\n".join(outcome.problems)
     assert len(outcome.figures_opened) == len(FIGURES), outcome.figures_opened
     assert {p.name for p in outcome.screenshots} >= {"landing.png", "figure.png", "caption.png", "table.png"}
+
+
+def _check_smoothing(root: Path, examples: pd.DataFrame, summary: pd.DataFrame) -> None:
+    """The tiny config turns randomized smoothing on (n0 = 20, n = 200): its columns are in the
+    per-example table with their invariants, its budget in its provenance, its certified
+    accuracy (labelled probabilistic) in the summary."""
+    for column in ("rs_prediction", "rs_count", "rs_p_lower", "rs_radius", "rs_abstain"):
+        assert column in examples, column
+    assert examples["rs_p_lower"].between(0, 1).all() and (examples["rs_radius"] >= 0).all()
+    abstain = examples["rs_abstain"].astype(bool)
+    assert (examples.loc[abstain, "rs_radius"] == 0).all() and (examples.loc[~abstain, "rs_radius"] > 0).all()
+    assert (abstain == (examples["rs_p_lower"] <= 0.5)).all() and examples["rs_count"].between(0, 200).all()
+    assert (~abstain).sum() > 0, "the smoothed classifier certifies some examples"
+    provenance = json.loads((root / "runs" / "lmt" / "seed0" / "smoothing.provenance.json").read_text())
+    assert provenance["budget"] == {"sigma": 0.25, "n0": 20, "n": 200, "alpha": 0.001, "batch_size": 1000, "seed": 0}
+    assert {"smoothed_accuracy", "smoothed_certified_accuracy@1"} <= set(summary.columns)
+    assert summary["smoothed_certified_accuracy@0.5"].between(0, 1).all()
+    shown = (root / "tables" / "summary.md").read_text()
+    assert "RS certified acc. @0.5 (p ≥ 1−α) (%)" in shown and "1 − α = 0.999" in shown

@@ -6,8 +6,9 @@ one source of every parameter's default, range, choices and meaning
 generated: NAME`` markers (:mod:`lmt.docs.blocks`) in
 
 * ``lmt/schemas/config.schema.yaml``: ``attack-patterns`` (which ``$defs`` entry checks an
-  attack label) and ``attack-budgets`` (``$defs.attack_NAME``);
-* ``README.md``: ``training-methods`` and ``attack-budgets`` (tables).
+  attack label), ``attack-budgets`` (``$defs.attack_NAME``) and ``smoothing-settings``
+  (``certify.smoothing``, from :class:`lmt.smoothing.SmoothingSettings`);
+* ``README.md``: ``training-methods``, ``attack-budgets`` and ``smoothing-settings`` (tables).
 
 ``tests/test_docs.py`` fails when a committed copy differs from what the command writes.
 """
@@ -30,8 +31,10 @@ BLOCKS: dict[Path, dict[str, Callable[[], str]]] = {
     SCHEMA: {
         "attack-patterns": lambda: schema.to_yaml(schema.attack_patterns()),
         "attack-budgets": lambda: schema.to_yaml(schema.attack_defs()),
+        "smoothing-settings": lambda: schema.to_yaml(schema.smoothing_schema()),
     },
-    README: {"training-methods": readme.methods_table, "attack-budgets": readme.attack_budget_table},
+    README: {"training-methods": readme.methods_table, "attack-budgets": readme.attack_budget_table,
+             "smoothing-settings": readme.smoothing_table},
 }
 
 
@@ -49,7 +52,9 @@ def _check_schema(text: str) -> None:
     """The written YAML reads back as exactly the generated entries (quoting, floats, indents)."""
     loaded = yaml.safe_load(text)
     patterns = loaded["properties"]["attack"]["properties"]["attacks"]["patternProperties"]
-    for expected, actual in ((schema.attack_defs(), loaded["$defs"]), (schema.attack_patterns(), patterns)):
+    certify = loaded["properties"]["certify"]["properties"]
+    for expected, actual in ((schema.attack_defs(), loaded["$defs"]), (schema.attack_patterns(), patterns),
+                             (schema.smoothing_schema(), certify)):
         wrong = [key for key, value in expected.items() if actual.get(key) != value]
         if wrong:
             raise AssertionError(f"{SCHEMA}: generated entries {wrong} do not read back as written")

@@ -1,5 +1,6 @@
 """The README's parameter tables, from the declarations: the training methods (what each does
-and its parameters) and the attack budgets (one row per parameter)."""
+and its parameters), the attack budgets and the randomized-smoothing settings (one row per
+parameter)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,15 @@ def methods_table() -> str:
             continue
         params = "<br>".join(_described(p) for p in parameters(cls.Params))
         rows.append(_row(f"`{name}`", summary(cls), params or "—"))
+    return "\n".join(rows) + "\n"
+
+
+def smoothing_table() -> str:
+    """``| parameter | default | range | meaning |``: the randomized-smoothing settings."""
+    from lmt.smoothing import SmoothingSettings
+
+    rows = [_row("parameter", "default", "range", "meaning"), "|---|---|---|---|"]
+    rows += [_row(f"`{p.name}`", literal(p.default), allowed(p), p.doc) for p in parameters(SmoothingSettings)]
     return "\n".join(rows) + "\n"
 
 

@@ -1,5 +1,6 @@
 """The config schema's attack budgets (``$defs.attack_NAME``) and the patterns that route an
-attack label (``NAME`` or ``NAME.TAG``) to them, as YAML, from the attack classes."""
+attack label (``NAME`` or ``NAME.TAG``) to them, as YAML, from the attack classes; the
+randomized-smoothing settings (``certify.smoothing``) from their dataclass."""
 
 from __future__ import annotations
 
@@ -44,6 +45,18 @@ def attack_defs() -> dict[str, Any]:
 def attack_patterns() -> dict[str, Any]:
     """``attack.attacks.patternProperties``: each attack's labels to its ``$defs`` entry."""
     return {rf"^{name}(\.|$)": {"$ref": f"#/$defs/attack_{name}"} for name in documented_attacks()}
+
+
+def smoothing_schema() -> dict[str, Any]:
+    """``certify.smoothing``: null (off, the default) or an object holding exactly the
+    parameters of :class:`lmt.smoothing.SmoothingSettings` (omitted ones take their defaults)."""
+    from lmt.smoothing import SmoothingSettings
+
+    return {"smoothing": {
+        "type": ["object", "null"], "additionalProperties": False,
+        "description": summary(SmoothingSettings) + " Absent or null: off. Each omitted parameter takes its default.",
+        "properties": {p.name: property_schema(p) for p in parameters(SmoothingSettings)},
+    }}
 
 
 def to_yaml(mapping: dict[str, Any]) -> str:

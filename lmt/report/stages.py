@@ -84,8 +84,16 @@ def aggregate_stage(
     summary = summary_table(metrics)
     write_csv(metrics_csv, metrics)
     seeds_note = "Mean ± sample standard deviation over seeds where there are several."
+    summary_note = seeds_note
+    if "smoothing" in config:  # randomized smoothing is on: say what its columns guarantee
+        smoothing = config["smoothing"]
+        summary_note += (
+            f" RS: randomized smoothing (Cohen et al. 2019, σ = {smoothing['sigma']:g}); RS certified accuracy at r "
+            f"counts examples whose smoothed prediction is the label, not abstained, with radius ≥ r. Probabilistic: "
+            f"each radius holds with probability ≥ 1 − α = {1 - smoothing['alpha']:g} per example, for the "
+            "smoothed classifier, not the network itself (so it is not compared with attack distances).")
     write_table(summary_stem, summary, summary_display(summary),
-                "Clean, certified and under-attack accuracy per method.", seeds_note)
+                "Clean, certified and under-attack accuracy per method.", summary_note)
     per_attack = attack_table(summary, attack_labels(runs[0][2]), radii)
     write_table(attacks_stem, per_attack, attack_display(per_attack),
                 "Accuracy under each attack (distance > r) and median distance per method.",

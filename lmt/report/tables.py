@@ -6,7 +6,12 @@ Definitions (all on the same test examples):
 * accuracy under an attack at r: fraction whose attack distance is > r (a misclassified point
   has distance 0, an attack failure +inf); "all attacks" uses the smallest distance over every
   attack that was run, (D) of the inequality chain;
-* the chain ratios (B)/(A), (C)/(B), (D)/(C): see :mod:`lmt.inequality_chain`.
+* the chain ratios (B)/(A), (C)/(B), (D)/(C): see :mod:`lmt.inequality_chain`;
+* where the runs have randomized-smoothing columns (:mod:`lmt.smoothing`): the smoothed
+  classifier's accuracy (fraction not abstained whose ``rs_prediction`` is the label) and its
+  certified accuracy at r (those with ``rs_radius`` ≥ r as well). Probabilistic: each example's
+  radius holds with probability ≥ 1 − α, and it certifies the smoothed classifier, not the
+  network.
 """
 
 from __future__ import annotations
@@ -46,6 +51,28 @@ def run_metrics(examples: pd.DataFrame, radii: Sequence[float]) -> dict[str, flo
         metrics[f"certified_accuracy@{r:g}"] = float((examples["certified_radius"] >= r).mean())
         for name, dist in distances.items():
             metrics[f"{name}_accuracy@{r:g}"] = float((dist > r).mean())
+    if "rs_radius" in examples:
+        metrics.update(smoothing_metrics(examples, radii))
+    return metrics
+
+
+SMOOTHED = "smoothed"  # metric prefix of the randomized-smoothing certificate
+
+
+def smoothing_metrics(examples: pd.DataFrame, radii: Sequence[float]) -> dict[str, float]:
+    """The smoothed classifier's accuracy, abstention rate, median radius over its correct
+    predictions (0 elsewhere) and certified accuracy at each radius: the fraction of examples
+    with ``rs_prediction`` = label, not abstained, and ``rs_radius`` ≥ r."""
+    abstain = examples["rs_abstain"].astype(str).str.lower().isin(["true", "1", "1.0"])
+    correct = (examples["rs_prediction"] == examples["label"]) & ~abstain
+    radius = examples["rs_radius"].where(correct, 0.0)
+    metrics = {
+        f"{SMOOTHED}_accuracy": float(correct.mean()),
+        f"{SMOOTHED}_abstain_rate": float(abstain.mean()),
+        f"median_{SMOOTHED}_radius": float(radius.median()),
+    }
+    for r in radii:
+        metrics[f"{SMOOTHED}_certified_accuracy@{r:g}"] = float((correct & (examples["rs_radius"] >= r)).mean())
     return metrics
 
 
@@ -71,8 +98,9 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def _headline(name: str) -> bool:
     """The summary's Markdown shows certified and all-attack accuracies and the two medians."""
-    return name in ("n_examples", "clean_accuracy", "median_certified_radius", "median_min_attack_distance") or (
-        name.startswith(("certified_accuracy@", f"{ALL_ATTACKS}_accuracy@"))
+    return name in ("n_examples", "clean_accuracy", "median_certified_radius", "median_min_attack_distance",
+                     f"{SMOOTHED}_accuracy") or (
+        name.startswith(("certified_accuracy@", f"{ALL_ATTACKS}_accuracy@", f"{SMOOTHED}_certified_accuracy@"))
     )
 
 
@@ -86,7 +114,8 @@ def _cells(summary: pd.DataFrame, name: str) -> list[str]:
 
 def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     """The headline columns with accuracies in percent ('mean ± std' over several seeds); the
-    per-attack columns are in the attack table, all of them in summary.csv."""
+    per-attack columns are in the attack table, all of them in summary.csv. Randomized
+    smoothing's columns (where present) are headed "RS … (p ≥ 1−α)": probabilistic."""
     out = pd.DataFrame({"method": summary["method"], "seeds": summary["n_seeds"]})
     for name in summary.columns:
         if name in ("method", "n_seeds") or name.endswith("_std") or not _headline(name):
@@ -95,6 +124,8 @@ def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
             out["examples"] = summary[name].astype(int)
             continue
         header = name.replace("_accuracy@", " acc. @").replace("_", " ")
+        if name.startswith(SMOOTHED):  # probabilistic, per example (see the table's note)
+            header = header.replace(f"{SMOOTHED} ", "RS ") + " (p ≥ 1−α)"
         out[header + (" (%)" if "accuracy" in name else "")] = _cells(summary, name)
     return out
 

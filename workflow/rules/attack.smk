@@ -46,11 +46,13 @@ rule gradient_bounds:
 
 rule merge_examples:
     """One tidy per-example table per run; fails if a certificate exceeds an attack distance
-    (or a gradient-based radius), naming the run, the example ids and the numbers."""
+    (or a gradient-based radius), naming the run, the example ids and the numbers, or if the
+    randomized-smoothing columns (where configured) break their invariants."""
     input:
         certified=RUN.certified,
         gradient=RUN.gradient_bounds_csv,
         attacks=attack_outputs,
+        smoothing=smoothing_outputs,
     output:
         examples=RUN.examples,
     params:

@@ -20,3 +20,26 @@ rule certify:
         ENVIRONMENT
     script:
         "../scripts/certify.py"
+
+
+rule smoothing:
+    """Randomized smoothing (Cohen et al. 2019, CERTIFY; config certify.smoothing, only where it
+    is set): per-example probabilistic radii of the smoothed classifier."""
+    input:
+        model=RUN.model,
+    output:
+        examples=RUN.smoothing,
+        provenance=provenance_path(RUN.smoothing),
+    params:
+        settings=stage_settings(stage_config.smoothing),
+    log:
+        RUN.log("smoothing"),
+    benchmark:
+        RUN.benchmark("smoothing")
+    threads: 1
+    resources:
+        gpu=1,
+    conda:
+        ENVIRONMENT
+    script:
+        "../scripts/smoothing.py"

@@ -74,6 +74,14 @@ def attack_outputs(wildcards):
     return [run.attack(a) for a in attack_names(wildcards)]
 
 
+def smoothing_outputs(wildcards):
+    """Input function: the job's run's randomized-smoothing table where the experiment
+    configures certify.smoothing, else nothing."""
+    if stage_config.smoothing_settings(EXPERIMENTS[wildcards.experiment]) is None:
+        return []
+    return [RunPaths.of(wildcards.experiment, wildcards.method, wildcards.seed).smoothing]
+
+
 def final_outputs():
     """Every table and figure of every experiment (lmt.paths.ExperimentPaths.outputs)."""
     return [

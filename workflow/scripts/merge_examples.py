@@ -1,5 +1,5 @@
-"""Snakemake adapter: join certificates, gradient bounds and attack distances, with the
-soundness gate."""
+"""Snakemake adapter: join certificates, gradient bounds, randomized smoothing (where
+configured) and attack distances, with the soundness gate."""
 
 from lmt.paths import RunPaths
 from lmt.pipeline import merge_stage
@@ -13,4 +13,5 @@ with snakemake_job(snakemake):  # noqa: F821 (injected by Snakemake)
         dict(zip(snakemake.params.attacks, snakemake.input.attacks)),  # noqa: F821
         snakemake.output.examples,  # noqa: F821
         run_label=RunPaths.of(wildcards.experiment, wildcards.method, wildcards.seed).label,
+        smoothing_csv=smoothing[0] if (smoothing := list(snakemake.input.smoothing)) else None,  # noqa: F821
     )
