@@ -11,7 +11,13 @@ Checks on one run's per-example table, all fatal:
   certified ball, so the certificate is wrong;
 * certified radius (A) > the gradient-based radius (B) beyond float tolerance: a measured
   gradient norm ‖∇ₓ(F_y − F_i)‖ exceeds the certified Lipschitz bound of that pair, so the
-  bound is not an upper bound.
+  bound is not an upper bound;
+* a layer that promises a Lipschitz constant by construction (the 1-Lipschitz layers of
+  :mod:`lmt.models.lipschitz_layers`) has a certified bound above its promise by more than
+  ``PROMISE_RTOL`` (column ``promise_excess``; the layers are listed under ``promises`` in
+  ``bounds.json``): the radii stay sound (they use the certified bound, never the promise), but
+  the network is not what its construction claims (too few series terms, a power-iteration
+  estimate below the norm), so the run fails (:func:`check_promises`).
 
 The error names the run, every offending example id, and the numbers.
 """
@@ -24,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 GRADIENT_RTOL = 1e-4  # float32 gradients against float64 bounds
+PROMISE_RTOL = 1e-6  # certified / promised − 1 above this breaks a layer's promise
 SHOWN_ROWS = 50
 
 
@@ -135,6 +142,14 @@ def check_soundness(frame: pd.DataFrame, run_label: str) -> None:
                 _describe(frame, above, ["certified_radius", "radius_global_grad"],
                           "have a certified radius larger than margin / (a measured gradient norm), "
                           "so a certified Lipschitz bound is below a gradient norm")
+            )
+    if "promise_excess" in frame:
+        excess = pd.to_numeric(frame["promise_excess"], errors="coerce")
+        if (excess > PROMISE_RTOL).any():
+            problems.append(
+                f"a layer's certified Lipschitz bound exceeds the constant its construction promises by "
+                f"{float(excess.max()):.3g} relative (tolerance {PROMISE_RTOL:g}); bounds.json lists every "
+                "layer under 'promises' (promised, certified)"
             )
     if problems:
         raise SoundnessError(f"{run_label}: the certificates are unsound.\n" + "\n\n".join(problems))
