@@ -46,7 +46,29 @@ class NonFiniteError(SoundnessError, ValueError):
 # Columns that must be finite wherever present (body_bound only for Prop. 2 certificates).
 FINITE_COLUMNS = ("margin", "lipschitz_bound", "body_bound", "rounding_slack", "radius_prop1",
                   "certified_radius", "radius_without_rounding", "radius_global_grad",
-                  "radius_local_grad")
+                  "radius_local_grad", "promise_excess")
+
+
+def broken_promises(promises: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries of :meth:`lmt.bounds.CertifiedBound.promises` whose certified bound exceeds
+    the promise by more than ``PROMISE_RTOL`` (relative)."""
+    return [p for p in promises if not p["excess"] <= PROMISE_RTOL]
+
+
+def promise_message(promises: list[dict[str, Any]]) -> str:
+    broken = broken_promises(promises)
+    lines = [f"  {p['layer']} ({p['type']}): promised {p['promised']:.9g}, certified {p['certified']:.9g} "
+             f"(+{p['excess']:.3g} relative)" for p in broken]
+    return (f"{len(broken)} layer(s) certified above the Lipschitz constant their construction promises "
+            f"(tolerance {PROMISE_RTOL:g} relative); the radii use the certified bounds and stay sound, but "
+            "the layers are not what they claim (too few series terms? a norm estimate below the norm?):\n"
+            + "\n".join(lines))
+
+
+def check_promises(promises: list[dict[str, Any]], run_label: str) -> None:
+    """Raise :class:`SoundnessError` naming every layer whose certified bound breaks its promise."""
+    if broken_promises(promises):
+        raise SoundnessError(f"{run_label}: {promise_message(promises)}")
 
 
 def non_finite_problems(frame: pd.DataFrame, columns: list[str] | None = None, allow_inf: tuple[str, ...] = ()) -> list[str]:
