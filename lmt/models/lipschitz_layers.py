@@ -33,6 +33,7 @@ float32 hides last-bit differences except at exact ties).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -65,9 +66,27 @@ def conv_gram_kernel(kernel: torch.Tensor) -> torch.Tensor:
 
 
 class LipschitzLayer(nn.Module):
-    """A layer whose construction promises a Lipschitz constant (``promised_lipschitz``)."""
+    """A layer whose construction promises a Lipschitz constant (``promised_lipschitz``).
+
+    In eval mode the factors computed from the parameters (:meth:`cached`) are kept until a
+    parameter or buffer changes (new storage, or an in-place update: ``load_state_dict``, an
+    optimizer step); in training mode they are recomputed, differentiably, on every call."""
 
     promised_lipschitz: float = 1.0
+
+    def cached(self, name: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        if self.training:
+            return compute()
+        tensors = [*self.parameters(recurse=False), *self.buffers(recurse=False)]
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        cache = self.__dict__.setdefault("_factor_cache", {})
+        hit = cache.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        with torch.no_grad():
+            value = compute()
+        cache[name] = (key, value)
+        return value
 
 
 # -- AOL ------------------------------------------------------------------------------------------
@@ -91,6 +110,9 @@ class AOLLinear(LipschitzLayer):
 
     def scaling(self) -> torch.Tensor:
         """d (in_features, or out_features where :attr:`rows`), float32."""
+        return self.cached("scaling", self._scaling)
+
+    def _scaling(self) -> torch.Tensor:
         w = self.weight.double()
         gram = w @ w.T if self.rows else w.T @ w
         return _rounded(_safe_rsqrt(gram.abs().sum(1)))
@@ -126,6 +148,9 @@ class AOLConv2d(LipschitzLayer):
 
     def scaling(self) -> torch.Tensor:
         """d (in_channels,), float32."""
+        return self.cached("scaling", self._scaling)
+
+    def _scaling(self) -> torch.Tensor:
         k = self.weight.double().transpose(0, 1)  # (in, out, kh, kw): AᵀA acts on input channels
         return _rounded(_safe_rsqrt(conv_gram_kernel(k).abs().sum((1, 2, 3))))
 
@@ -226,8 +251,7 @@ class SLLLinear(_LinearResidual):
         self.q = nn.Parameter(torch.zeros(self.hidden))  # log q
 
     def scaling(self) -> torch.Tensor:
-        w = self.weight.double()  # (hidden, features) = Wᵀ
-        return _sll_scaling(w @ w.T, self.q)
+        return self.cached("scaling", lambda: _sll_scaling(self.weight.double() @ self.weight.double().T, self.q))
 
 
 class SLLConv2d(_ConvResidual):
@@ -238,7 +262,7 @@ class SLLConv2d(_ConvResidual):
         self.q = nn.Parameter(torch.zeros(self.hidden))
 
     def scaling(self) -> torch.Tensor:
-        return _sll_scaling(conv_gram_kernel(self.weight.double()), self.q)
+        return self.cached("scaling", lambda: _sll_scaling(conv_gram_kernel(self.weight.double()), self.q))
 
 
 class _CPL:
@@ -276,6 +300,9 @@ class _CPL:
         raise NotImplementedError
 
     def scaling(self: ResidualLipschitzLayer) -> torch.Tensor:  # type: ignore[misc]
+        return self.cached("scaling", self._scaling)
+
+    def _scaling(self: ResidualLipschitzLayer) -> torch.Tensor:  # type: ignore[misc]
         w = self.weight.double()
         if self.normalizer == "bound":
             t = 2.0 / self.norm_bound_sq(w)
@@ -334,9 +361,12 @@ class _SkewParametrised(LipschitzLayer):
 
     def effective_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Q[:out, :in], computed in float64 and rounded once to float32 (in every dtype)."""
+        return self.cached("weight", self._effective).to(dtype or self.weight.dtype)
+
+    def _effective(self) -> torch.Tensor:
         w = self.weight.double()
         q = self.orthogonal(w - w.T)
-        return _rounded(q[: self.out_features, : self.in_features]).to(dtype or self.weight.dtype)
+        return _rounded(q[: self.out_features, : self.in_features])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(x.dtype)
