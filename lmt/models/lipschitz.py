@@ -77,11 +77,12 @@ def _register_mnist(kind: str) -> None:
 
 def _register_cifar(kind: str) -> None:
     @register_model(f"{kind}_convnet_s", input_shape=(3, 32, 32))
-    def build(in_channels: int = 3, num_classes: int = 10) -> nn.Sequential:
-        return lipschitz_convnet(kind, in_channels, num_classes, 32, 32, 3, 2, 1, 256)
+    def build(in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> nn.Sequential:
+        return lipschitz_convnet(kind, in_channels, num_classes, image_size, 32, 3, 2, 1, 256)
 
     build.__doc__ = (f"CIFAR-10, ConvNet-S-like: stem 32 ch at 32×32, 3 stages of 2 {kind.upper()} blocks "
-                     "(32, 64, 128 ch; 32, 16, 8 px), AOL dense 8192 → 256, one dense block, AOL head.")
+                     "(32, 64, 128 ch; 32, 16, 8 px), AOL dense 8192 → 256, one dense block, AOL head "
+                     "(``image_size``: other square inputs, e.g. small ones in tests).")
 
 
 for _kind in KINDS:
