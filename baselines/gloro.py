@@ -1,13 +1,15 @@
 """GloRo (Leino et al. 2021), beyond the paper: cross-entropy over the logits plus a ⊥ logit.
 
 With j the predicted class and K_ji = L_G·‖w_j − w_i‖ the pairwise Lipschitz bounds of the
-training-mode bound, ⊥ = max_{i≠j} (z_i + ε·K_ji); the true label is never ⊥, so the loss
+training-mode bound (K_ji = √2·L_F for a network without a linear head, e.g. the 1-Lipschitz
+networks), ⊥ = max_{i≠j} (z_i + ε·K_ji); the true label is never ⊥, so the loss
 pushes every training point to be certified at radius ε. The pairwise bound is the same as
 LMT's Prop. 2 margin.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,9 +32,12 @@ class GloRo(Method):
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = ctx.model(x)
         bound = ctx.bound.training_bound()
-        if bound.body is None:
-            raise ValueError("gloro needs a network that ends in a linear layer")
         predicted = logits.argmax(1)
-        shifted = logits + prop2_margin(predicted, self.params.eps, bound.body, bound.head_weight)
+        if bound.body is None:  # no linear head (1-Lipschitz networks): K_ji = √2·L_F (Prop. 1)
+            shift = math.sqrt(2) * self.params.eps * bound.total
+            margin = shift * (1 - F.one_hot(predicted, logits.shape[1]).to(logits.dtype))
+        else:
+            margin = prop2_margin(predicted, self.params.eps, bound.body, bound.head_weight)
+        shifted = logits + margin
         bottom = shifted.scatter(1, predicted[:, None], float("-inf")).max(dim=1, keepdim=True).values
         return F.cross_entropy(torch.cat([logits, bottom], dim=1), y), logits

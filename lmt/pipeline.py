@@ -81,6 +81,9 @@ def certify_stage(config: StageConfig, model: str, examples: str, bounds: str, l
             "certificate": certificates.certificate,
         }
     )
+    promises = bound.promises()
+    if promises:  # 1-Lipschitz layers: the gate compares their certified bounds with the promise
+        frame["promise_excess"] = max(p["excess"] for p in promises)
     require_finite(frame, run.label)
     write_csv(examples, frame)
     write_csv(layer_bounds, comparison_frame(comparison))
@@ -92,6 +95,7 @@ def certify_stage(config: StageConfig, model: str, examples: str, bounds: str, l
             "certificate": certificates.certificate,
             "settings": vars(settings),
             "layers": bound.layers,
+            "promises": promises,
             "rounding": certificates.rounding,
             "comparison": comparison.network_dict(),
             "provenance": record(config, describe(run.device), time.perf_counter() - started),

@@ -11,7 +11,13 @@ Checks on one run's per-example table, all fatal:
   certified ball, so the certificate is wrong;
 * certified radius (A) > the gradient-based radius (B) beyond float tolerance: a measured
   gradient norm ‖∇ₓ(F_y − F_i)‖ exceeds the certified Lipschitz bound of that pair, so the
-  bound is not an upper bound.
+  bound is not an upper bound;
+* a layer that promises a Lipschitz constant by construction (the 1-Lipschitz layers of
+  :mod:`lmt.models.lipschitz_layers`) has a certified bound above its promise by more than
+  ``PROMISE_RTOL`` (column ``promise_excess``; the layers are listed under ``promises`` in
+  ``bounds.json``): the radii stay sound (they use the certified bound, never the promise), but
+  the network is not what its construction claims (too few series terms, a power-iteration
+  estimate below the norm), so the run fails (:func:`check_promises`).
 
 Randomized smoothing (``rs_*`` columns, :mod:`lmt.smoothing`, only where configured) certifies
 another classifier: the smoothed classifier g(x) = argmax_c P(f(x + ε) = c), not the network f
@@ -38,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 GRADIENT_RTOL = 1e-4  # float32 gradients against float64 bounds
+PROMISE_RTOL = 1e-6  # certified / promised − 1 above this breaks a layer's promise
 SHOWN_ROWS = 50
 
 
@@ -53,7 +60,29 @@ class NonFiniteError(SoundnessError, ValueError):
 # Columns that must be finite wherever present (body_bound only for Prop. 2 certificates).
 FINITE_COLUMNS = ("margin", "lipschitz_bound", "body_bound", "rounding_slack", "radius_prop1",
                   "certified_radius", "radius_without_rounding", "radius_global_grad",
-                  "radius_local_grad")
+                  "radius_local_grad", "promise_excess")
+
+
+def broken_promises(promises: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries of :meth:`lmt.bounds.CertifiedBound.promises` whose certified bound exceeds
+    the promise by more than ``PROMISE_RTOL`` (relative)."""
+    return [p for p in promises if not p["excess"] <= PROMISE_RTOL]
+
+
+def promise_message(promises: list[dict[str, Any]]) -> str:
+    broken = broken_promises(promises)
+    lines = [f"  {p['layer']} ({p['type']}): promised {p['promised']:.9g}, certified {p['certified']:.9g} "
+             f"(+{p['excess']:.3g} relative)" for p in broken]
+    return (f"{len(broken)} layer(s) certified above the Lipschitz constant their construction promises "
+            f"(tolerance {PROMISE_RTOL:g} relative); the radii use the certified bounds and stay sound, but "
+            "the layers are not what they claim (too few series terms? a norm estimate below the norm?):\n"
+            + "\n".join(lines))
+
+
+def check_promises(promises: list[dict[str, Any]], run_label: str) -> None:
+    """Raise :class:`SoundnessError` naming every layer whose certified bound breaks its promise."""
+    if broken_promises(promises):
+        raise SoundnessError(f"{run_label}: {promise_message(promises)}")
 
 
 def non_finite_problems(frame: pd.DataFrame, columns: list[str] | None = None, allow_inf: tuple[str, ...] = ()) -> list[str]:
@@ -200,6 +229,14 @@ def check_soundness(frame: pd.DataFrame, run_label: str) -> None:
                 _describe(frame, above, ["certified_radius", "radius_global_grad"],
                           "have a certified radius larger than margin / (a measured gradient norm), "
                           "so a certified Lipschitz bound is below a gradient norm")
+            )
+    if "promise_excess" in frame:
+        excess = pd.to_numeric(frame["promise_excess"], errors="coerce")
+        if (excess > PROMISE_RTOL).any():
+            problems.append(
+                f"a layer's certified Lipschitz bound exceeds the constant its construction promises by "
+                f"{float(excess.max()):.3g} relative (tolerance {PROMISE_RTOL:g}); bounds.json lists every "
+                "layer under 'promises' (promised, certified)"
             )
     if problems:
         raise SoundnessError(f"{run_label}: the certificates are unsound.\n" + "\n\n".join(problems))

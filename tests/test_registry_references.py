@@ -11,7 +11,11 @@ checked too. References:
 * ``slope``: elementwise nonlinearities — the closed form, which the bound must equal, and the
   largest difference quotient on a dense grid, which must reach it and not exceed it;
 * ``maxpool``: the difference quotient at e_p → 2·e_p for every pixel p: all windows that
-  contain p move by 1, so the largest quotient is √n, n the largest window count (Thm 3).
+  contain p move by 1, so the largest quotient is √n, n the largest window count (Thm 3);
+* ``residual``: the 1-Lipschitz residual layers x − W·T·relu(Wᵀx + b) (SLL, CPL): the largest
+  norm over the activation patterns S ∈ {0, I} of the explicit Jacobian I − W·T·S·Wᵀ, which is
+  the largest over every S in [0, 1] (the norm is convex in S and its maximum is at S = 0 or
+  S = I for a positive semi-definite W·T·Wᵀ) and hence ≥ the Lipschitz constant.
 
 A certified value must be ≥ its reference with no tolerance; where the bound is exact
 (``tight``), also ≤ reference·(1 + 1e-6), so a too-small and a grossly loose bound both fail.
@@ -40,6 +44,7 @@ from torch.nn.modules.dropout import _DropoutNd
 import lmt_bench_baselines.parseval as parseval
 from lmt.bounds import BoundContext, CertifySettings, registered_bounds
 from lmt.bounds.registry import INPUT, lookup_bound, lookup_fusion
+from lmt.models import lipschitz_layers as lip
 from lmt.models.normalize import Normalize
 from tests.bound_helpers import jacobian, spectral_norm
 from tests.test_network_bounds import Scale as ReadmeScale
@@ -72,7 +77,7 @@ class Reference:
     shape: tuple[int, ...]  # one example's input shape
     args: tuple[Any, ...] = (INPUT,)  # the call's arguments (functions and methods)
     kwargs: dict[str, Any] = field(default_factory=dict)
-    kind: str = "linear"  # "linear", "slope" or "maxpool"
+    kind: str = "linear"  # "linear", "slope", "maxpool" or "residual"
     tight: bool = True  # the bound is exact
     closed_form: float | None = None  # "slope": the exact constant
 
@@ -100,6 +105,23 @@ def slope(op: Any, closed_form: float, *args: Any, **kwargs: Any) -> Reference:
 
 def maxpool(m: nn.Module, shape: tuple[int, ...]) -> Reference:
     return Reference(m, shape, kind="maxpool")
+
+
+def residual(m: nn.Module, shape: tuple[int, ...]) -> Reference:
+    return Reference(_randomised(m), shape, kind="residual")
+
+
+def residual_jacobian_norm(layer: lip.ResidualLipschitzLayer, shape: tuple[int, ...]) -> float:
+    """max(‖I‖, ‖I − W·T·Wᵀ‖) from the explicit Jacobian of the float64 layer with S = I."""
+    layer = copy.deepcopy(layer).double()
+    with torch.no_grad():
+        t = layer.scaling().double()
+
+    def all_active(x: torch.Tensor) -> torch.Tensor:
+        h = layer.down(x, layer.weight)
+        return x - layer.up(h * t.view(layer.hidden_shape(h)), layer.weight)
+
+    return max(1.0, spectral_norm(jacobian(all_active, shape)))
 
 
 def _conv(*args: Any, **kwargs: Any) -> nn.Conv2d:
@@ -223,6 +245,17 @@ REFERENCES: dict[Any, list[Reference]] = {
     nn.ELU: [slope(nn.ELU(alpha=2.0), 2.0), slope(nn.ELU(), 1.0)],
     F.elu: [slope(F.elu, 1.0, 0.5), slope(F.elu, 3.0, alpha=3.0)],
     nn.Softsign: [slope(nn.Softsign(), 1.0)],  # registered by tests/test_network_bounds.py
+    # -- 1-Lipschitz layers (lmt.models.lipschitz_layers) -------------------------------------------
+    lip.AOLLinear: [module(lip.AOLLinear(5, 3), (5,)), module(lip.AOLLinear(3, 6, bias=False), (3,))],
+    lip.AOLConv2d: [module(lip.AOLConv2d(2, 3, 3), (2, 5, 5)),
+                    module(lip.AOLConv2d(3, 2, 4, stride=2, padding=1), (3, 6, 6))],
+    lip.CayleyLinear: [module(lip.CayleyLinear(5, 3), (5,)), module(lip.CayleyLinear(3, 4, bias=False), (3,))],
+    lip.SOCLinear: [module(lip.SOCLinear(4, 4), (4,)), module(lip.SOCLinear(5, 3, terms=2), (5,))],
+    lip.SLLLinear: [residual(lip.SLLLinear(5, 3), (5,)), residual(lip.SLLLinear(3, 4), (3,))],
+    lip.SLLConv2d: [residual(lip.SLLConv2d(2, 3), (2, 4, 4))],
+    lip.CPLLinear: [residual(lip.CPLLinear(4, 3), (4,)),
+                    residual(lip.CPLLinear(4, 3, normalizer="power_iteration", warmup_iterations=0), (4,))],
+    lip.CPLConv2d: [residual(lip.CPLConv2d(2, (4, 4), 3), (2, 4, 4))],
 }
 
 CASES = [(key, ref) for key, refs in REFERENCES.items() for ref in refs]
@@ -302,6 +335,8 @@ def test_registered_bound_against_its_reference(key: Any, ref: Reference) -> Non
         return
     with torch.no_grad():
         reference = max_window_quotient(f, ref.shape) if ref.kind == "maxpool" else None
+    if ref.kind == "residual":
+        reference = residual_jacobian_norm(ref.op, ref.shape)
     if reference is None:
         reference = spectral_norm(jacobian(f, ref.shape))
     assert certified >= reference, f"certified {certified!r} below the exact {reference!r}"

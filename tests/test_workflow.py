@@ -55,6 +55,28 @@ def test_paper_config_plans_the_paper_dag_alone(tmp_path) -> None:
     assert "results/default/" not in out and "results/proxy_wrn/" not in out
 
 
+def test_modern_mnist_config_plans_lmt_gloro_and_the_one_lipschitz_networks(tmp_path) -> None:
+    """config/modern_mnist.yaml: LMT and GloRo on the W&K CNN, offset cross-entropy and GloRo on
+    each 1-Lipschitz network (5 experiments, 10 runs, 3 attacks each). The subprocess imports
+    this checkout's baselines/ (offset_ce), whatever checkout the environment was installed from."""
+    import os
+
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "lmt_bench_baselines").symlink_to(REPO / "baselines", target_is_directory=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim), str(REPO), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run(
+        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "-n", "--configfile", str(REPO / "config/modern_mnist.yaml"),
+         "--directory", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900, env=env,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout + result.stderr
+    _assert_planned(out, [("train", 10), ("certify", 10), ("attack", 30), ("merge_examples", 10), ("aggregate", 5)])
+    for experiment in ("mnist_lmt_gloro", "mnist_aol", "mnist_sll", "mnist_cpl", "mnist_cayley"):
+        assert f"results/{experiment}/tables/table1.tex" in out
+    assert "results/mnist_aol/runs/offset_ce/seed0/model.pt" in out
+
+
 def test_bad_config_stops_snakemake_naming_the_key(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"training": {"epochs": 0}}))

@@ -27,7 +27,7 @@ from lmt.bounds.registry import (
 )
 
 # Importing these modules registers the built-in bounds.
-from lmt.bounds import arithmetic, batchnorm, combiners, conv, layers, pooling  # noqa: E402,F401
+from lmt.bounds import arithmetic, batchnorm, combiners, conv, layers, lipschitz, pooling  # noqa: E402,F401
 from lmt.bounds.comparison import BoundComparison, compare_bounds, comparison_frame  # noqa: E402
 
 __all__ = [

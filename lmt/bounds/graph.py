@@ -72,7 +72,16 @@ class CertifiedBound:
     total: float  # L_F: bound of the whole logit map
     body: float | None  # L_G: bound of everything before the head (None without a linear head)
     head_weight: torch.Tensor | None  # W of the final linear layer, float64 on the CPU
-    layers: list[dict[str, Any]] = field(default_factory=list)  # node, type, bound, method
+    layers: list[dict[str, Any]] = field(default_factory=list)  # node, type, bound, method (, promised)
+
+    def promises(self) -> list[dict[str, Any]]:
+        """The layers that promise a Lipschitz constant: layer, type, promised, certified and
+        the relative excess certified/promised − 1 (≤ 0 where the promise is kept)."""
+        return [
+            {"layer": row["layer"], "type": row["type"], "promised": row["promised"], "certified": row["bound"],
+             "excess": row["bound"] / row["promised"] - 1.0 if row["promised"] > 0 else float("inf")}
+            for row in self.layers if row.get("promised") is not None
+        ]
 
 
 @dataclass
@@ -393,6 +402,8 @@ class NetworkBound(nn.Module):
                     "method": certified.method,
                 }
             )
+            if certified.promised is not None:
+                rows[-1]["promised"] = certified.promised
             return certified.value
 
         with eval_mode(self.model[0]):

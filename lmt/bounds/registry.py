@@ -134,10 +134,14 @@ EXACT = Rounding(0)  # exact in floating point
 @dataclass(frozen=True)
 class LayerCertificate:
     """One layer's certification-mode bound and how it was obtained (``exact``, ``closed_form``,
-    …); the whole network's is :class:`lmt.bounds.graph.CertifiedBound`."""
+    …); the whole network's is :class:`lmt.bounds.graph.CertifiedBound`. ``promised``: the
+    Lipschitz constant the layer's construction promises (1-Lipschitz layers), reported beside
+    the certified ``value`` and checked against it (:func:`lmt.soundness.check_promises`),
+    never used as a bound; None for layers that promise nothing."""
 
     value: float
     method: str
+    promised: float | None = None
 
 
 class LayerBound(abc.ABC):

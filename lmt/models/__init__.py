@@ -37,4 +37,4 @@ def list_models() -> list[str]:
     return MODELS.list()
 
 
-from lmt.models import lenet, normalize, wide_resnet, wong_kolter  # noqa: E402,F401  (registers models)
+from lmt.models import lenet, lipschitz, normalize, wide_resnet, wong_kolter  # noqa: E402,F401  (registers models)
