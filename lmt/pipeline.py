@@ -184,18 +184,21 @@ def attack_stage(
 def gradient_bounds_stage(
     config: StageConfig, model: str, examples: str, bounds: str, progress: bool = True
 ) -> pd.DataFrame:
-    """(B) and (C) of the inequality chain for every test example (lmt.inequality_chain) to
-    ``examples``; the pairwise gradient bounds behind them to ``bounds``."""
+    """(B) and (C) of the inequality chain (lmt.inequality_chain) for the first
+    ``chain.n_examples`` test examples (all where null: the attacked ones, since only they have
+    (D)) to ``examples``; the pairwise gradient bounds behind them to ``bounds``."""
     started = time.perf_counter()
     run = load_run(config, model)
     settings = config["chain"]
     test = run.dataset.test
+    n = settings.get("n_examples") or len(test)
     chain = inequality_chain.gradient_bounds(
-        run.model, test.x, test.y, settings["batch_size"], settings["n_noise"], settings["seed"], run.device, progress,
+        run.model, test.x[:n], test.y[:n], settings["batch_size"], settings["n_noise"], settings["seed"], run.device,
+        progress,
     )
     frame = pd.DataFrame(
         {
-            "example_id": np.arange(len(test)),
+            "example_id": np.arange(n),
             "radius_global_grad": chain.radius_global.numpy(),
             "radius_local_grad": chain.radius_local.numpy(),
             "chain_batch": chain.batch.numpy(),

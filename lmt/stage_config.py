@@ -90,8 +90,10 @@ def attack(experiment: Mapping[str, Any], label: str) -> StageConfig:
 
 
 def gradient_bounds(experiment: Mapping[str, Any]) -> StageConfig:
-    """(B) and (C) of the inequality chain: the ``chain`` section."""
-    return canonical({**_evaluation(experiment), **_pick(experiment, "chain")})
+    """(B) and (C) of the inequality chain: the ``chain`` section, on the attacked examples
+    (``attack.n_examples``: only they enter the per-example table)."""
+    chain = {**experiment["chain"], "n_examples": experiment["attack"]["n_examples"]}
+    return canonical({**_evaluation(experiment), "chain": chain})
 
 
 def _report(experiment: Mapping[str, Any], *keys: str) -> dict[str, Any]:
