@@ -222,10 +222,15 @@ def merge_stage(
     certified_csv: str, gradient_csv: str | None, attack_csvs: Mapping[str, str], out_csv: str, run_label: str,
     smoothing_csv: str | None = None,
 ) -> pd.DataFrame:
-    """One tidy per-example table on the attacked examples: certificates, the chain's (B) and
-    (C), the randomized-smoothing columns ``rs_*`` where ``smoothing_csv`` is given, one
+    """One tidy per-example table on every certified example: certificates, the chain's (B)
+    and (C), the randomized-smoothing columns ``rs_*`` where ``smoothing_csv`` is given, one
     ``<attack>_distance``/``_success`` pair per attack, ``min_attack_distance`` (D) and
-    ``min_attack``; then the soundness gate (:func:`lmt.soundness.check_soundness`)."""
+    ``min_attack``, and ``attacked``; then the soundness gate
+    (:func:`lmt.soundness.check_soundness`).
+
+    Every attack must cover the same examples (the first ``attack.n_examples``); the others are
+    certified but not attacked (``attacked`` false, NaN attack and gradient columns), so
+    certified accuracies use every test example and attack accuracies the attacked ones."""
     frame = pd.read_csv(certified_csv)
     if gradient_csv is not None:
         frame = frame.merge(pd.read_csv(gradient_csv), on="example_id", how="left", validate="one_to_one")
@@ -236,7 +241,7 @@ def merge_stage(
             raise ValueError(f"{run_label}: {smoothing_csv} has no randomized-smoothing result for examples "
                              f"{uncovered[:50]}")
         frame = frame.merge(smoothed, on="example_id", how="left", validate="one_to_one")
-    ids = None
+    ids: set | None = None
     for label, path in attack_csvs.items():
         attacked = pd.read_csv(path)
         expected = [f"{label}_distance", f"{label}_success"]
@@ -249,9 +254,10 @@ def merge_stage(
         missing = set(attacked["example_id"]) - set(frame["example_id"])
         if missing:
             raise ValueError(f"{run_label}: attack {label!r} has examples without a certificate: {sorted(missing)}")
-        frame = frame.merge(attacked, on="example_id", how="inner", validate="one_to_one")
+        frame = frame.merge(attacked, on="example_id", how="left", validate="one_to_one")
     labels = list(attack_csvs)
     if labels:
+        frame["attacked"] = frame["example_id"].isin(ids)
         distances = frame[[f"{label}_distance" for label in labels]].to_numpy(dtype=float)
         frame["min_attack_distance"] = distances.min(axis=1)  # NaN propagates to the gate
         closest = np.asarray(labels)[np.nan_to_num(distances, nan=np.inf).argmin(axis=1)]

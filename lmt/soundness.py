@@ -204,15 +204,33 @@ def smoothing_problems(frame: pd.DataFrame) -> list[str]:
     return problems
 
 
+CHAIN_COLUMNS = ("radius_global_grad", "radius_local_grad")  # computed on the attacked examples only
+
+
+def attacked_rows(frame: pd.DataFrame) -> pd.Series:
+    """Which rows were attacked: the ``attacked`` column (lmt.pipeline.merge_stage), else every
+    row (a table from before the column existed attacked every example)."""
+    if "attacked" not in frame:
+        return pd.Series(True, index=frame.index)
+    return frame["attacked"].astype(str).str.lower().isin(["true", "1", "1.0"])
+
+
 def check_soundness(frame: pd.DataFrame, run_label: str) -> None:
     """Raise :class:`SoundnessError` if any example of ``frame`` breaks the chain's sound part,
     or the randomized-smoothing columns their invariants (:func:`smoothing_problems`)."""
     attacks = attack_columns(frame)
-    problems = non_finite_problems(frame)
+    attacked = attacked_rows(frame)
+    problems = non_finite_problems(frame, [c for c in FINITE_COLUMNS if c in frame and c not in CHAIN_COLUMNS])
+    problems += non_finite_problems(frame[attacked], [c for c in CHAIN_COLUMNS if c in frame])
     problems += smoothing_problems(frame)
-    problems += non_finite_problems(frame, attacks, allow_inf=tuple(attacks))  # a failed attack is +inf
+    # a failed attack is +inf; only examples outside the attacked prefix may lack a distance
+    problems += non_finite_problems(frame[attacked], attacks, allow_inf=tuple(attacks))
     if "min_attack_distance" in frame:
-        problems += non_finite_problems(frame, ["min_attack_distance"], allow_inf=("min_attack_distance",))
+        problems += non_finite_problems(frame[attacked], ["min_attack_distance"], allow_inf=("min_attack_distance",))
+    if "attacked" in frame and attacks:
+        stray = ~attacked & frame[attacks].notna().any(axis=1)
+        if stray.any():
+            problems.append(_describe(frame, stray, ["attacked", *attacks], "have attack distances but are marked not attacked"))
     radius = frame["certified_radius"]
     if attacks:
         beaten = radius > frame["min_attack_distance"]

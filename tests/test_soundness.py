@@ -217,6 +217,31 @@ def test_gate_allows_failed_attacks_but_not_nan_distances(tmp_path) -> None:
         merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed1")
 
 
+def test_merge_keeps_every_certified_example_when_only_a_prefix_is_attacked(tmp_path) -> None:
+    """attack.n_examples = 2 of 4: every example keeps its certificate (certified accuracy uses
+    all of them); the other two are marked not attacked, with NaN distances and chain columns,
+    and the gate accepts that NaN there — but not on an attacked example."""
+    import pandas as pd
+
+    from lmt.pipeline import merge_stage
+    from lmt.soundness import SoundnessError
+
+    certified, gradient, attacks = _run_tables(tmp_path, [0.3, 0.7, INF, 1.0], [0.2, 0.8, INF, 1.2])
+    for path in (*attacks.values(), gradient):
+        pd.read_csv(path).head(2).to_csv(path, index=False)
+    merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
+    frame = pd.read_csv(tmp_path / "examples.csv")
+    assert frame["example_id"].tolist() == [0, 1, 2, 3]
+    assert frame["attacked"].tolist() == [True, True, False, False]
+    assert frame["min_attack_distance"].tolist()[:2] == [0.2, 0.7]
+    assert frame[["min_attack_distance", "cw_distance", "radius_global_grad"]].iloc[2:].isna().all().all()
+
+    pd.DataFrame({"example_id": [0, 1], "cw_distance": [0.3, NAN], "cw_success": [True, False]}).to_csv(
+        attacks["cw"], index=False)
+    with pytest.raises(SoundnessError, match=r"(?s)'cw_distance'.*ids: \[1\]"):
+        merge_stage(certified, gradient, attacks, str(tmp_path / "examples2.csv"), "exp/lmt/seed0")
+
+
 def test_gate_ignores_the_body_bound_of_prop1_certificates(tmp_path) -> None:
     """A network without a linear head has no L_G: its empty body_bound is not an error."""
     from lmt.pipeline import merge_stage
