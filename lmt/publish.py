@@ -288,9 +288,14 @@ def _distinct(values: Iterable[Any]) -> str:
 
 
 def _machine(records: Sequence[Record]) -> str:
-    """The machine(s) the records name; records written before provenance held the machine
-    name none, and then the machine is said to be unrecorded rather than guessed."""
-    return _distinct(r.data.get("machine") for r in records)
+    """The machine(s) the records name. Records written before provenance held the machine
+    name none: then the publishing machine is named, and said to be that."""
+    recorded = _distinct(r.data.get("machine") for r in records)
+    if recorded != "not recorded":
+        return recorded
+    from lmt.provenance import machine
+
+    return f"not recorded by the run; publishing machine: {machine()}"
 
 
 def _packages(records: Sequence[Record]) -> str:
@@ -363,7 +368,7 @@ def _wall_time_lines(records: Sequence[Record], experiment_dir: Path) -> list[st
     lines = [f"- wall time: {duration(total)} in all, from the {source}", "", "| stage | jobs | wall time |",
              "|---|---|---|"]
     lines += [f"| {stage} | {len(v)} | {duration(sum(v))} |" for stage, v in sorted(per_stage.items())]
-    return lines + [""]
+    return lines
 
 
 def _figures(experiment_dir: Path, experiment: str) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -378,5 +383,6 @@ def _figures(experiment_dir: Path, experiment: str) -> tuple[list[tuple[Path, Pa
             pairs.append((png, Path(experiment) / png.name))
             lines += [f"![{png.stem}]({experiment}/{png.name})", ""]
         else:
-            lines += [f"- `figures/{png.name}`: not copied ({size // 1000} kB, over {MAX_FIGURE_BYTES // 1000} kB)", ""]
+            lines += [f"- `figures/{png.name}`: not copied ({size // 1000} kB; figures of {MAX_FIGURE_BYTES // 1000} kB "
+                      "or more stay in the results directory)", ""]
     return pairs, lines
