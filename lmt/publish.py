@@ -84,18 +84,25 @@ def publish(
             raise PublishError(f"no experiment with a tables/ directory in {results_dir}")
         selected = found
     settings = _load_settings(config, selected) if config is not None else {}
-    written: list[Path] = []
-    for experiment in selected:
+    pages: dict[Path, bytes] = {}
+    figure_folders = []
+    for experiment in selected:  # every experiment is checked before any file is written
         folder = Path(out) / (name or (Path(config).stem if config is not None else experiment))
-        written += publish_experiment(results_dir / experiment, folder, config, settings.get(experiment), allow_dirty)
-    return written
+        pages.update(render_experiment(results_dir / experiment, folder, config, settings.get(experiment), allow_dirty))
+        figure_folders.append(folder / experiment)
+    for path, data in pages.items():
+        _write_bytes(path, data)
+    for stale in sorted(p for f in figure_folders for p in f.glob("*.png") if p not in pages):
+        stale.unlink()  # a figure no longer published (removed, or grown over the limit)
+    return list(pages)
 
 
-def publish_experiment(
+def render_experiment(
     experiment_dir: Path, folder: Path, config: str | Path | None, settings: dict[str, Any] | None,
     allow_dirty: bool = False,
-) -> list[Path]:
-    """Write ``folder/<experiment>.md`` and its figures from one experiment directory."""
+) -> dict[Path, bytes]:
+    """The content of ``folder/<experiment>.md`` and of its copied figures, by path, from one
+    experiment directory; raises :class:`PublishError` where it cannot be published."""
     experiment = experiment_dir.name
     tables = _tables(experiment_dir)
     records = provenance_records(experiment_dir)
@@ -130,13 +137,8 @@ def publish_experiment(
             lines += [f"### {heading}", "", f"`tables/{stem}.md`:", "", tables[stem].read_text().rstrip("\n"), ""]
     if figure_lines:
         lines += ["## Figures", "", *figure_lines]
-    target = folder / f"{experiment}.md"
-    written = []
-    for fig, dest in figures:
-        _write_bytes(folder / dest, fig.read_bytes())
-        written.append(folder / dest)
-    _write_bytes(target, ("\n".join(lines).rstrip("\n") + "\n").encode())
-    return [target, *written]
+    page = ("\n".join(lines).rstrip("\n") + "\n").encode()
+    return {folder / f"{experiment}.md": page, **{folder / dest: fig.read_bytes() for fig, dest in figures}}
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -252,7 +254,8 @@ def _check_settings(settings: dict[str, Any], records: Sequence[Record], experim
     if json.dumps(record.data.get("config"), sort_keys=True) != json.dumps(expected, sort_keys=True):
         raise PublishError(
             f"the config does not match the run: {experiment_dir / record.source} recorded other settings for the "
-            "aggregate stage than the config gives it"
+            "aggregate stage than the config gives it (a run with `--config KEY=VALUE` overrides needs a config file "
+            "that holds them)"
         )
 
 

@@ -94,6 +94,23 @@ def test_publish_writes_provenance_tables_and_figures(tmp_path) -> None:
     assert str(tmp_path) not in text  # no absolute path: the file does not depend on where the run lay
 
 
+def test_publish_reads_what_the_stages_write(tmp_path) -> None:
+    """Tables and records written by the stages' own helpers, not hand-made look-alikes."""
+    import pandas as pd
+
+    from lmt.provenance import machine, record
+    from lmt.report.formatting import write_table
+
+    exp = tmp_path / "results" / "real"
+    frame = pd.DataFrame({"method": ["lmt"], "clean": ["91.3 %"]})
+    write_table(exp / "tables" / "table1", frame, frame, "Table 1.", "A note.")
+    write_json(exp / "tables" / "table1.provenance.json", record({"report": {}}, "cpu", 1.25, inputs=[]))
+    publish(tmp_path / "results", out=tmp_path / "out", allow_dirty=True)  # this checkout may be dirty
+    text = (tmp_path / "out" / "real" / "real.md").read_text()
+    assert "| lmt      | 91.3 %  |" in text and "A note." in text
+    assert f"- machine: {machine()}\n" in text and "wall time: 1.2 s in all" in text
+
+
 def test_publish_prefers_the_snakemake_benchmarks_for_wall_time(tmp_path) -> None:
     publish(make_results(tmp_path / "results", benchmarks=True), out=tmp_path / "out")
     text = (tmp_path / "out" / "demo" / "demo.md").read_text()
@@ -103,7 +120,11 @@ def test_publish_prefers_the_snakemake_benchmarks_for_wall_time(tmp_path) -> Non
 
 def test_publishing_twice_gives_identical_bytes(tmp_path) -> None:
     results = make_results(tmp_path / "results")
+    stale = tmp_path / "out" / "demo" / "demo" / "removed_figure.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
     first = {p: p.read_bytes() for p in publish(results, out=tmp_path / "out")}
+    assert not stale.exists()  # a figure the run no longer has is no longer published
     second = {p: p.read_bytes() for p in publish(results, out=tmp_path / "out")}
     assert first == second
     # the same run elsewhere publishes the same bytes
@@ -161,6 +182,14 @@ def test_publish_refuses_mixed_revisions(tmp_path) -> None:
     results = make_results(tmp_path / "results", revision="f" * 40)  # tables at one revision, runs at another
     with pytest.raises(PublishError, match=r"written from 2 revisions"):
         publish(results, out=tmp_path / "out")
+
+
+def test_one_unpublishable_experiment_writes_nothing(tmp_path) -> None:
+    results = make_results(tmp_path / "results")
+    make_results(tmp_path / "results", experiment="zz_dirty", revision=REVISION + "+dirty")
+    with pytest.raises(PublishError, match="zz_dirty"):
+        publish(results, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
