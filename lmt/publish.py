@@ -386,6 +386,7 @@ def _figures(experiment_dir: Path, experiment: str) -> tuple[list[tuple[Path, Pa
             pairs.append((png, Path(experiment) / png.name))
             lines += [f"![{png.stem}]({experiment}/{png.name})", ""]
         else:
-            lines += [f"- `figures/{png.name}`: not copied ({size // 1000} kB; figures of {MAX_FIGURE_BYTES // 1000} kB "
-                      "or more stay in the results directory)", ""]
+            limit = MAX_FIGURE_BYTES // 1000
+            lines += [f"- `figures/{png.name}`: not copied ({size // 1000} kB; figures of {limit} kB or more "
+                      "stay in the results directory)", ""]
     return pairs, lines

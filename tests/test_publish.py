@@ -68,7 +68,8 @@ def make_results(root: Path, experiment: str = "demo", revision: str = REVISION,
     if benchmarks:
         (exp / "benchmarks" / "train").mkdir(parents=True)
         header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-        (exp / "benchmarks" / "train" / "lmt_seed0.tsv").write_text(header + "610.25\t0:10:10\t1\t1\t1\t1\t0\t0\t1\t600\n")
+        row = "610.25\t0:10:10\t1\t1\t1\t1\t0\t0\t1\t600\n"
+        (exp / "benchmarks" / "train" / "lmt_seed0.tsv").write_text(header + row)
         (exp / "benchmarks" / "aggregate.tsv").write_text(header + "3.5\t0:00:03\t1\t1\t1\t1\t0\t0\t1\t3\n")
     return root
 
