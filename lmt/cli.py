@@ -6,6 +6,13 @@ runs train → certify → randomized smoothing (where configured) → attacks �
 merge (soundness gate) for the selected runs, then every table and figure, writing the same
 files as the Snakemake workflow (whose rules call the same functions). Use it for interactive work or debugging, and where Snakemake
 is not installed; use Snakemake for parallel, incremental runs.
+
+    lmt-bench publish RESULTS_DIR [--experiment NAME ...] [--config FILE] [--out docs/results]
+                      [--name NAME] [--allow-dirty]
+
+writes each experiment's tables, with the run's provenance, to OUT/NAME/<experiment>.md
+(NAME: the config file's stem, else the experiment) and its small PNG figures beside it
+(:mod:`lmt.publish`); it refuses a run from a dirty or mixed revision unless --allow-dirty.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from pathlib import Path
 
 from lmt.config import ConfigError, load_config
 from lmt.paths import RunPaths
+from lmt.publish import PublishError
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -61,6 +69,13 @@ def _run_experiment(experiment: dict, args: argparse.Namespace) -> None:
         print(Path(table).read_text())
 
 
+def _publish(args: argparse.Namespace) -> None:
+    from lmt.publish import publish
+
+    for path in publish(args.results_dir, args.experiment, args.config, args.out, args.name, args.allow_dirty):
+        print(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lmt-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,10 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, help="only this seed")
     run.add_argument("--force", action="store_true", help="retrain even if model.pt exists")
     run.set_defaults(func=_run)
+    pub = sub.add_parser("publish", help="write the experiments' tables with their provenance to docs/results/")
+    pub.add_argument("results_dir", metavar="RESULTS_DIR", help="the workflow's results directory (results/)")
+    pub.add_argument("--experiment", action="append", help="only this experiment (repeatable)")
+    pub.add_argument("--config", help="the config file of the run: its path, sha256 and the resolved settings "
+                                      "go into the header, and it must match the run's recorded settings")
+    pub.add_argument("--out", default="docs/results", help="output folder (default: docs/results)")
+    pub.add_argument("--name", help="subfolder of OUT (default: the config file's stem, else the experiment)")
+    pub.add_argument("--allow-dirty", action="store_true",
+                     help="publish a run from a dirty or mixed revision (the file says so)")
+    pub.set_defaults(func=_publish)
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except ConfigError as err:
+    except (ConfigError, PublishError) as err:
         print(f"lmt-bench: {err}", file=sys.stderr)
         return 2
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import time
@@ -41,6 +42,21 @@ def git_revision() -> str:
         return "unknown"
 
 
+def machine() -> str:
+    """The machine in words that name no one: CPU model, logical core count and OS
+    (``Intel(R) Xeon(R) ... , 16 cores, Linux-6.1-x86_64``); never the hostname."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()} {platform.machine()}"
+
+
 def _selection_of(device: str) -> dict[str, Any] | None:
     """How this process chose ``device`` (:func:`lmt.device.selection`: requested setting,
     index, name, GPU slot), or None where the record's device is not the one chosen (a table
@@ -58,6 +74,7 @@ def record(config: dict[str, Any], device: str, wall_time_s: float, **extra: Any
         "config": config,
         "packages": package_versions(),
         "python": platform.python_version(),
+        "machine": machine(),
         "git_revision": git_revision(),
         "device": device,
         "device_selection": _selection_of(device),
