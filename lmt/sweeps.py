@@ -101,6 +101,7 @@ def expand_methods(methods: Mapping[str, Any]) -> Expansion:
 
 
 def _count(swept: Mapping[str, list[Any]]) -> int:
+    """How many runs a sweep makes: the product of its lists' lengths."""
     total = 1
     for values in swept.values():
         total *= len(values)
@@ -114,9 +115,9 @@ def _unique(runs: list[tuple[str, Any, str | None]]) -> dict[str, Any]:
     made_by: dict[str, str | None] = {}
     for label, params, sweep in runs:
         if label in expanded:
-            other = made_by[label]
-            key = sweep if sweep is not None else other
-            where = f"methods.{label}" if None in (sweep, other) else f"the sweep methods.{other if key == sweep else sweep}"
+            key = sweep or made_by[label]  # name a sweep, not the entry written out by hand
+            rival = made_by[label] if key == sweep else sweep
+            where = f"methods.{label}" if rival is None else f"the sweep methods.{rival}"
             raise SweepError(str(key), f"its run {label!r} is also configured by {where}")
         expanded[label], made_by[label] = params, sweep
     return expanded
