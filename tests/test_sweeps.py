@@ -90,3 +90,13 @@ def test_a_list_typed_parameter_cannot_be_swept(monkeypatch: pytest.MonkeyPatch)
 
     with pytest.raises(ConfigError, match=r"'methods\.sweep_test_listed\.widths'.*list-typed"):
         validate_config({"methods": {"sweep_test_listed": {"widths": [1, 2]}}})
+
+
+def test_rewriting_copy_pasted_runs_as_a_sweep_reruns_nothing() -> None:
+    """The training jobs' settings (Snakemake's rerun trigger) are the same, value by value."""
+    from lmt import stage_config
+
+    pasted = _experiment({"lmt.c2": {"c": 2.0}, "lmt.c4": {"c": 4.0}})
+    swept = _experiment({"lmt": {"c": [2, 4]}})
+    for label in ("lmt.c2", "lmt.c4"):
+        assert repr(stage_config.train(swept, label, 0)) == repr(stage_config.train(pasted, label, 0))

@@ -68,3 +68,12 @@ def test_the_tradeoff_radius_default_and_override() -> None:
     assert stage_config.tradeoff_radius(experiment) == 2.0  # none ≤ 1.58: the smallest
     experiment = validate_config({"report": {"radii": [0.5, 1.0], "tradeoff_radius": 0.5}})["experiments"]["default"]
     assert stage_config.tradeoff_radius(experiment) == 0.5
+
+
+def test_the_tradeoff_radius_reruns_only_the_tradeoff_job() -> None:
+    base = {"methods": {"lmt": {"c": [1, 2]}}, "report": {"radii": [0.5, 1.0]}}
+    one, other = (validate_config({**base, "report": {"radii": [0.5, 1.0], "tradeoff_radius": r}})["experiments"]
+                  ["default"] for r in (0.5, 1.0))
+    assert stage_config.tradeoff(one) != stage_config.tradeoff(other)
+    assert stage_config.aggregate(one) == stage_config.aggregate(other)
+    assert stage_config.accuracy_figure(one) == stage_config.accuracy_figure(other)
