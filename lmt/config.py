@@ -8,6 +8,10 @@ Validation is strict: every number must be finite (YAML's ``.nan``/``.inf`` are 
 anywhere), every key a string, an integer an ``int`` (not ``2.0``, not ``true``), and method and
 attack parameters, and the randomized-smoothing settings (``certify.smoothing``), are checked
 against their classes (:mod:`lmt.params`), ranges and relations included.
+
+A method parameter written as a list is a sweep (:mod:`lmt.sweeps`): each resolved experiment's
+``methods`` holds one tagged run per value, and its ``sweeps`` records which runs belong to which
+sweep (derived here; a config may not set it).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import yaml
 
 from lmt.params import ParamError
 from lmt.registry import split_label
+from lmt.sweeps import SweepError, expand_methods
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 
@@ -142,6 +147,7 @@ def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
     schema = load_schema()
     raw_experiments = copy.deepcopy(config.get("experiments") or {})
     top = {k: copy.deepcopy(v) for k, v in config.items() if k != "experiments"}
+    _reject_derived(top)
     checked = copy.deepcopy(top)
     _fill_defaults(checked, schema)
     checked["experiments"] = raw_experiments
@@ -152,6 +158,7 @@ def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
         load_plugins(checked["plugins"])
     except ImportError as err:
         raise ConfigError(f"config key 'plugins': {err}") from None
+    _expand_sweeps(checked)
     _check_meaning(checked)  # the shared sections first, so their errors name their own keys
     if not raw_experiments:
         raw_experiments = {checked["experiment"]: {}}
@@ -163,11 +170,33 @@ def validate_config(config: dict[str, Any] | None) -> dict[str, Any]:
         experiment["experiment"] = name
         _fill_defaults(experiment, schema)
         prefix = f"experiments.{name}." if override else ""
+        _reject_derived(override, f"experiments.{name}.")
         _check_schema(experiment, schema, prefix)
+        _expand_sweeps(experiment, prefix)
+        _check_schema(experiment, schema, prefix)  # the expanded labels and the sweep record too
         _check_meaning(experiment, prefix)
         resolved[name] = experiment
     checked["experiments"] = resolved
     return checked
+
+
+DERIVED = ("sweeps",)  # keys validation writes into the resolved settings, never read from a config
+
+
+def _reject_derived(section: dict[str, Any], prefix: str = "") -> None:
+    for key in DERIVED:
+        if key in section:
+            raise ConfigError(f"config key '{prefix}{key}': is derived from the methods' list-valued parameters "
+                              "(e.g. methods: {lmt: {c: [1, 2, 4, 8]}}), not set by hand")
+
+
+def _expand_sweeps(config: dict[str, Any], prefix: str = "") -> None:
+    """Replace each sweep in ``methods`` by its runs and record it under ``sweeps``."""
+    try:
+        expansion = expand_methods(config["methods"])
+    except SweepError as err:
+        raise ConfigError(f"config key '{prefix}methods.{err.key}': {err.problem}") from None
+    config["methods"], config["sweeps"] = expansion.methods, expansion.sweeps
 
 
 def _check_meaning(config: dict[str, Any], prefix: str = "") -> None:
@@ -175,6 +204,17 @@ def _check_meaning(config: dict[str, Any], prefix: str = "") -> None:
     _check_registered_names(config, prefix)
     _check_schedule(config["training"], prefix)
     _check_smoothing(config["certify"].get("smoothing"), prefix)
+    _check_tradeoff_radius(config["report"], prefix)
+
+
+def _check_tradeoff_radius(report: dict[str, Any], prefix: str = "") -> None:
+    """The trade-off figure reads certified accuracies where the tables have them: at one of
+    ``report.radii``."""
+    radius = report["tradeoff_radius"]
+    if radius is not None and radius not in report["radii"]:
+        raise ConfigError(
+            f"config key '{prefix}report.tradeoff_radius': must be one of report.radii {report['radii']}, got {radius!r}"
+        )
 
 
 def _check_smoothing(smoothing: dict[str, Any] | None, prefix: str = "") -> None:

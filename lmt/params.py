@@ -13,6 +13,7 @@ config key.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import math
 import operator
@@ -53,6 +54,28 @@ def check_params(cls: type[T], values: Mapping[str, Any] | None, where: str) -> 
         return cls(**checked)
     except ParamError as err:
         raise ParamError(err.param, err.problem, where) from None
+
+
+def field_annotation(cls: type, name: str) -> Any:
+    """The type annotation of the parameter ``name`` of the dataclass ``cls`` (TypeError for a
+    name it does not take), for checks of one value outside a whole parameter set."""
+    hints = typing.get_type_hints(cls)
+    if name not in {f.name for f in dataclasses.fields(cls) if f.init}:  # type: ignore[arg-type]
+        raise TypeError(f"{cls.__qualname__} has no parameter {name!r}")
+    return hints[name]
+
+
+def is_sequence_type(annotation: Any) -> bool:
+    """Whether a parameter of this annotation holds a list or tuple (a list is then its value)."""
+    sequences = (list, tuple, collections.abc.Sequence, collections.abc.MutableSequence)
+    return any(option in sequences or typing.get_origin(option) in sequences for option in _union_members(annotation))
+
+
+def check_value(cls: type, name: str, value: Any, where: str) -> Any:
+    """``value`` of the parameter ``name`` of ``cls`` as :func:`check_params` would store it
+    (an int given for a float field becomes a float), or a :class:`ParamError` naming it. Only
+    the field's type is checked here: ranges and relations are checked with the whole set."""
+    return _checked_value(name, value, field_annotation(cls, name), where)
 
 
 def _checked_value(name: str, value: Any, annotation: Any, where: str) -> Any:

@@ -23,6 +23,7 @@ FIGURE_FORMATS = ("png", "pdf")
 TABLES = ("summary", "attacks", "table1", "inequality_chain", "bound_comparison")
 FIGURES = ("accuracy_vs_radius", "bound_comparison", "inequality_chain", "certified_vs_attack",
            "certified_perturbations")
+SWEEP_OUTPUTS = ("tradeoff",)  # a table and a figure each, only for an experiment with a sweep
 
 
 def provenance_path(output: str | Path) -> str:
@@ -75,11 +76,15 @@ class ExperimentPaths:
     def benchmark(self, job: str) -> str:
         return f"{self.root}/benchmarks/{job}.tsv"
 
-    def outputs(self, published: bool) -> list[str]:
+    def outputs(self, published: bool, swept: bool = False) -> list[str]:
         """Every table and figure file (the published comparison only where the experiment
-        names a published set)."""
+        names a published set; the trade-off table and figure only where it has a sweep)."""
         tables = [*TABLES, "published"] if published else list(TABLES)
-        outputs = [self.table(t) for t in tables] + [self.figure(f) for f in FIGURES]
+        figures = list(FIGURES)
+        if swept:
+            tables += SWEEP_OUTPUTS
+            figures += SWEEP_OUTPUTS
+        outputs = [self.table(t) for t in tables] + [self.figure(f) for f in figures]
         return [path for output in outputs for path in output.files.values()]
 
     def run(self, method: str, seed: int | str) -> RunPaths:

@@ -149,3 +149,24 @@ def perturbation_figure(experiment: Mapping[str, Any]) -> StageConfig:
         **_pick(experiment, "plugins", "data", "experiment"),
         **_report(experiment, "n_perturbation_examples"),
     })
+
+
+def tradeoff_radius(experiment: Mapping[str, Any]) -> float:
+    """``report.tradeoff_radius``, or where it is null the largest of ``report.radii`` ≤ 1.58
+    (the paper's MNIST radius), else the smallest radius."""
+    report = experiment["report"]
+    if report.get("tradeoff_radius") is not None:
+        return report["tradeoff_radius"]
+    below = [r for r in report["radii"] if r <= 1.58]
+    return max(below) if below else min(report["radii"])
+
+
+def tradeoff(experiment: Mapping[str, Any]) -> StageConfig:
+    """The trade-off table and figure: the sweeps (which runs, which values), the radii of the
+    table, the figure's radius (resolved) and the experiment's name (the title)."""
+    if not experiment.get("sweeps"):
+        raise KeyError(f"experiment {experiment.get('experiment')!r} has no sweep (no list-valued method parameter)")
+    return canonical({
+        **_pick(experiment, "experiment", "sweeps"),
+        "report": {"radii": experiment["report"]["radii"], "tradeoff_radius": tradeoff_radius(experiment)},
+    })

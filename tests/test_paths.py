@@ -38,3 +38,12 @@ def test_experiment_files_keep_their_names() -> None:
     assert "results/default/tables/published.tex" in outputs and len(outputs) == 6 * 3 + 5 * 2
     assert "results/default/tables/published.csv" not in paths.outputs(published=False)
     assert paths.run("lmt", 1) == RunPaths.of("default", "lmt", 1)
+
+
+def test_the_tradeoff_outputs_are_listed_only_for_an_experiment_with_a_sweep() -> None:
+    paths = ExperimentPaths("default")
+    plain, swept = paths.outputs(published=False), paths.outputs(published=False, swept=True)
+    added = {"results/default/tables/tradeoff.csv", "results/default/tables/tradeoff.md",
+             "results/default/tables/tradeoff.tex", "results/default/figures/tradeoff.png",
+             "results/default/figures/tradeoff.pdf"}
+    assert not added & set(plain) and set(swept) - set(plain) == added

@@ -77,6 +77,25 @@ def test_modern_mnist_config_plans_lmt_gloro_and_the_one_lipschitz_networks(tmp_
     assert "results/mnist_aol/runs/offset_ce/seed0/model.pt" in out
 
 
+def test_a_sweep_plans_one_run_per_value_and_the_tradeoff_outputs(tmp_path) -> None:
+    """`lmt: {c: [1, 2, 4, 8]}`: four tagged LMT runs per seed, and the trade-off table and
+    figure for the swept experiment only."""
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({
+        "seeds": [0, 1], "attack": {"attacks": {"deepfool": {}}},
+        "experiments": {"swept": {"methods": {"standard": {}, "lmt": {"c": [1, 2, 4, 8]}}},
+                        "plain": {"methods": {"lmt": {"c": 1.0}}}},
+    }))
+    result = _snakemake("-n", "--configfile", str(config), "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout + result.stderr
+    _assert_planned(out, [("train", 2 * 5 + 2), ("aggregate", 2), ("tradeoff", 1)])
+    for c in (1, 2, 4, 8):
+        assert f"results/swept/runs/lmt.c{c}/seed1/model.pt" in out
+    assert "results/swept/figures/tradeoff.pdf" in out and "results/swept/tables/tradeoff.tex" in out
+    assert "results/plain/figures/tradeoff" not in out and "results/plain/tables/tradeoff" not in out
+
+
 def test_bad_config_stops_snakemake_naming_the_key(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"training": {"epochs": 0}}))

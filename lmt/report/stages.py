@@ -29,6 +29,8 @@ from lmt.report.formatting import write_table
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
 from lmt.report.published import comparison_display, comparison_table, published_numbers
 from lmt.report.scatter_figure import plot_certified_vs_attack
+from lmt.report.tradeoff_figure import plot_tradeoff
+from lmt.report.tradeoff_table import TRADEOFF_NOTE, swept_params, tradeoff_display, tradeoff_table
 from lmt.report.tables import (
     CHAIN_NOTE,
     attack_display,
@@ -187,6 +189,20 @@ def scatter_figure_stage(
     _provenance(stem, config, started, example_paths)
 
 
+def tradeoff_stage(config: StageConfig, metrics_csv: str, figure_stem: str, table_stem: str) -> pd.DataFrame:
+    """Each sweep's clean against certified accuracy per swept value: the table (every radius,
+    the median certified radius) and the figure (at ``report.tradeoff_radius``, resolved)."""
+    started = time.perf_counter()
+    sweeps, radii = config["sweeps"], config["report"]["radii"]
+    table = tradeoff_table(pd.read_csv(metrics_csv), sweeps, radii)
+    write_table(table_stem, table, tradeoff_display(table, swept_params(sweeps), radii),
+                "Clean and certified accuracy per swept value.", TRADEOFF_NOTE)
+    save_figure(plot_tradeoff(table, sweeps, config["report"]["tradeoff_radius"], config["experiment"]), figure_stem)
+    for stem in (table_stem, figure_stem):
+        _provenance(stem, config, started, [metrics_csv])
+    return table
+
+
 def perturbation_figure_stage(
     config: StageConfig, model_paths: Sequence[str], example_paths: Sequence[str],
     labels: Sequence[tuple[str, int]], stem: str,
@@ -246,4 +262,7 @@ def report_experiment(experiment: Mapping[str, Any], labels: Sequence[tuple[str,
                            figure("bound_comparison"), table("bound_comparison"))
     perturbation_figure_stage(stage_config.perturbation_figure(experiment), [run.model for run in runs],
                               examples, labels, figure("certified_perturbations"))
+    if experiment["sweeps"]:
+        tradeoff_stage(stage_config.tradeoff(experiment), paths.metrics, figure("tradeoff"), table("tradeoff"))
+        written.append(paths.table("tradeoff"))
     return [output.files["md"] for output in written]

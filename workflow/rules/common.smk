@@ -87,7 +87,7 @@ def final_outputs():
     return [
         path
         for name, settings in EXPERIMENTS.items()
-        for path in ExperimentPaths(name).outputs(settings["report"]["published"] is not None)
+        for path in ExperimentPaths(name).outputs(settings["report"]["published"] is not None, bool(settings["sweeps"]))
     ]
 
 

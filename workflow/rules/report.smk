@@ -99,3 +99,22 @@ rule plot_certified_perturbations:
     threads: 1
     script:
         "../scripts/plot_certified_perturbations.py"
+
+
+rule tradeoff:
+    """Clean against certified accuracy per swept value (only experiments with a sweep)."""
+    input:
+        EXPERIMENT.metrics,
+    output:
+        **{f"figure_{k}": v for k, v in figure("tradeoff", "tradeoff_figure.rst").items()},
+        **{f"table_{k}": v for k, v in table("tradeoff", "tradeoff.rst").items()},
+    params:
+        settings=stage_settings(stage_config.tradeoff),
+    log:
+        EXPERIMENT.log("tradeoff"),
+    benchmark:
+        EXPERIMENT.benchmark("tradeoff")
+    conda:
+        ENVIRONMENT
+    script:
+        "../scripts/tradeoff.py"
