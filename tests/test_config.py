@@ -12,10 +12,17 @@ from tests.conftest import REPO
 def test_default_config_file_is_valid_and_complete() -> None:
     config = load_config(REPO / "config" / "config.yaml")
     assert config["model"] == "wong_kolter_mnist"
-    assert set(config["methods"]) == {"standard", "cw_adv", "lmt"}
+    assert set(config["methods"]) == {"standard", "lmt"}
+    assert config["seeds"] == [0, 1, 2], "several seeds, so every table shows a spread"
     assert config["report"]["published"] == "mnist_wk"
     cw = config["attack"]["attacks"]["cw"]
     assert cw["steps"] == 100 and cw["binary_search_steps"] == 9, "the paper's C&W budget"
+
+
+def test_the_all_methods_config_keeps_the_papers_three_methods_and_the_wrn_proxy() -> None:
+    config = load_config(REPO / "config" / "embedded_all.yaml")
+    assert set(config["experiments"]) == {"embedded_all", "proxy_wrn"}
+    assert set(config["experiments"]["embedded_all"]["methods"]) == {"standard", "cw_adv", "lmt"}
 
 
 def test_empty_config_gets_every_default() -> None:

@@ -29,7 +29,21 @@ def test_dry_run_plans_the_default_dag(tmp_path) -> None:
     result = _snakemake("-n", "--configfile", str(REPO / "config/config.yaml"), "--directory", str(tmp_path))
     assert result.returncode == 0, result.stderr + result.stdout
     out = result.stdout + result.stderr
-    # default: standard, cw_adv, lmt with 5 attacks each; proxy_wrn: 4 methods with 1 attack.
+    # standard and LMT, 3 seeds each, 2 attacks per run; one experiment.
+    planned = [
+        ("train", 6), ("certify", 6), ("attack", 6 * 2), ("gradient_bounds", 6), ("merge_examples", 6),
+        ("aggregate", 1), ("inequality_chain", 1), ("plot_accuracy_vs_radius", 1), ("bound_comparison", 1),
+        ("plot_inequality_chain", 1), ("plot_certified_vs_attack", 1), ("plot_certified_perturbations", 1),
+        ("published_comparison", 1),
+    ]
+    _assert_planned(out, planned)
+
+
+def test_dry_run_plans_the_all_methods_dag(tmp_path) -> None:
+    result = _snakemake("-n", "--configfile", str(REPO / "config/embedded_all.yaml"), "--directory", str(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout + result.stderr
+    # embedded_all: standard, cw_adv, lmt with 5 attacks each; proxy_wrn: 4 methods with 1 attack.
     planned = [
         ("train", 7), ("certify", 7), ("attack", 3 * 5 + 4), ("gradient_bounds", 7), ("merge_examples", 7),
         ("aggregate", 2), ("inequality_chain", 2), ("plot_accuracy_vs_radius", 2), ("bound_comparison", 2),
