@@ -14,10 +14,11 @@ from torch import nn
 
 from lmt.inequality_chain import chain_ratios, per_example_ratios
 from lmt.report.bound_figure import BARS, operator_rows
-from lmt.report.formatting import latex_table, mean_std, write_table
+from lmt.report.formatting import interval, latex_table, mean_std, write_table
+from lmt.report.intervals import clopper_pearson
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
 from lmt.report.published import PUBLISHED_SETS, comparison_table, published_numbers
-from lmt.report.tables import metrics_table, summary_table, table1, table1_display
+from lmt.report.tables import metrics_table, summary_display, summary_table, table1, table1_display
 
 PUBLISHED = [number for name in PUBLISHED_SETS.list() for number in published_numbers(name)]
 
@@ -65,7 +66,50 @@ def test_several_seeds_give_mean_and_sample_std() -> None:
     assert row["certified_accuracy@1"] == pytest.approx(0.5)
     assert row["certified_accuracy@1_std"] == pytest.approx(0.5)  # sample std of 1, 0.5, 0
     display = table1_display(table1(summary, "cw", [1.0]), "cw", [1.0])
-    assert display["certified @1 (%)"].iloc[0] == "50.0 ± 50.0"
+    assert display["certified @1 (%)"].iloc[0].startswith("50.0 ± 50.0 [")
+
+
+def test_clopper_pearson_matches_known_values() -> None:
+    from scipy.stats import beta
+
+    assert clopper_pearson(0, 10) == (0.0, pytest.approx(1 - 0.025 ** (1 / 10)))  # x = 0: [0, 1 − (α/2)^(1/n)]
+    assert clopper_pearson(10, 10) == (pytest.approx(0.025 ** (1 / 10)), 1.0)  # x = n: [(α/2)^(1/n), 1]
+    low, high = clopper_pearson(7, 20)
+    assert low == pytest.approx(beta.ppf(0.025, 7, 14)) and high == pytest.approx(beta.ppf(0.975, 8, 13))
+    assert low == pytest.approx(0.1539, abs=1e-4) and high == pytest.approx(0.5922, abs=1e-4)  # textbook values
+    assert all(math.isnan(v) for v in clopper_pearson(0, 0))
+    with pytest.raises(ValueError, match="successes"):
+        clopper_pearson(11, 10)
+
+
+def test_summary_carries_the_interval_of_one_seed_and_of_the_count_pooled_over_seeds() -> None:
+    one = [("lmt", 0, _examples([1.0] * 7 + [0.0] * 13, [2.0] * 20))]
+    row = summary_table(metrics_table(one, [1.0])).iloc[0]
+    assert (row["certified_accuracy@1_ci_low"], row["certified_accuracy@1_ci_high"]) == \
+        pytest.approx(clopper_pearson(7, 20))
+    assert (row["clean_accuracy_ci_low"], row["clean_accuracy_ci_high"]) == pytest.approx(clopper_pearson(20, 20))
+    assert "median_certified_radius_ci_low" not in row.index and "cw_success_rate_ci_low" not in row.index
+    three = [("lmt", s, _examples([1.0] * k + [0.0] * (20 - k), [2.0] * 20)) for s, k in enumerate([7, 9, 11])]
+    row = summary_table(metrics_table(three, [1.0])).iloc[0]
+    assert row["certified_accuracy@1"] == pytest.approx(0.45)
+    assert (row["certified_accuracy@1_ci_low"], row["certified_accuracy@1_ci_high"]) == \
+        pytest.approx(clopper_pearson(27, 60))  # 7 + 9 + 11 of 3 × 20
+    assert (row["cw_accuracy@1_ci_low"], row["cw_accuracy@1_ci_high"]) == pytest.approx(clopper_pearson(60, 60))
+
+
+def test_display_cells_show_mean_std_and_interval() -> None:
+    runs = [("lmt", s, _examples([1.0] * k + [0.0] * (20 - k), [2.0] * 20)) for s, k in enumerate([7, 9, 11])]
+    runs.append(("standard", 0, _examples([1.0] * 7 + [0.0] * 13, [2.0] * 20)))
+    summary = summary_table(metrics_table(runs, [1.0]))
+    low, high = clopper_pearson(27, 60)
+    display = summary_display(summary).set_index("method")
+    assert display.loc["lmt", "certified acc. @1 (%)"] == f"45.0 ± 10.0 [{100 * low:.1f}, {100 * high:.1f}]"
+    assert display.loc["standard", "certified acc. @1 (%)"] == "35.0 [15.4, 59.2]"
+    assert display.loc["standard", "clean accuracy (%)"] == "100.0 [83.2, 100.0]"
+    assert not any("ci" in column for column in display.columns)
+    first = table1_display(table1(summary, "cw", [1.0]), "cw", [1.0]).set_index("method")
+    assert first.loc["standard", "certified @1 (%)"] == "35.0 [15.4, 59.2]"
+    assert interval(0.1539, 0.5922) == "[15.4, 59.2]" and interval(float("nan"), 1.0) == "—"
 
 
 def test_mean_std_formatting() -> None:
