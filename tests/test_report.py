@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lmt.inequality_chain import chain_ratios, per_example_ratios
+from lmt.report.accuracy_figure import plot_accuracy_vs_radius
 from lmt.report.bound_figure import BARS, operator_rows
 from lmt.report.formatting import interval, latex_table, mean_std, write_table
 from lmt.report.intervals import clopper_pearson
@@ -196,3 +197,49 @@ def test_perturbation_figure_rejects_a_flip_inside_the_claimed_radius() -> None:
     assert ok.axes
     with pytest.raises(AssertionError, match="unsound"):
         certified_perturbation_figure([PerturbationPanel("lin", model, x, y, torch.tensor([0.2]))])
+
+
+def _smoothed(examples: pd.DataFrame, rs_radius: list[float], rs_abstain: list[bool]) -> pd.DataFrame:
+    """``examples`` with randomized-smoothing columns (prediction = label where not abstained)."""
+    return examples.assign(rs_prediction=examples["label"], rs_radius=rs_radius, rs_abstain=rs_abstain)
+
+
+def _lines(fig) -> dict[str, tuple[str, np.ndarray]]:
+    """Legend label → (line style, y values) of the figure's curves."""
+    return {line.get_label(): (line.get_linestyle(), line.get_ydata()) for line in fig.axes[0].get_lines()}
+
+
+def test_accuracy_figure_bands_the_spread_only_with_several_seeds() -> None:
+    import matplotlib.pyplot as plt
+
+    one = [("lmt", 0, _examples([1.0, 0.0], [2.0, 2.0]))]
+    fig = plot_accuracy_vs_radius(one, 1.5)
+    assert not fig.axes[0].collections  # one seed: no band
+    assert set(_lines(fig)) == {"lmt: certified", "lmt: under attacks"}
+    plt.close(fig)
+    several = [*one, ("lmt", 1, _examples([1.0, 1.0], [2.0, 2.0])), ("standard", 0, _examples([0.0, 0.0], [1.0, 1.0]))]
+    fig = plot_accuracy_vs_radius(several, 0.9)  # certified: seed 0 at 0.5 and seed 1 at 1.0 for 0 < r ≤ 0.9
+    bands = fig.axes[0].collections
+    assert len(bands) == 2  # lmt's certified and under-attack curves; standard has one seed
+    style, mean = _lines(fig)["lmt: certified"]
+    assert style == "-" and mean[1:] == pytest.approx(0.75)  # the mean of the seeds
+    low, high = bands[0].get_paths()[0].vertices[:, 1].min(), bands[0].get_paths()[0].vertices[:, 1].max()
+    assert (low, high) == (pytest.approx(0.5), pytest.approx(1.0))  # min–max over the seeds
+    plt.close(fig)
+
+
+def test_accuracy_figure_draws_the_smoothed_curve_only_with_rs_columns() -> None:
+    import matplotlib.pyplot as plt
+
+    plain = _examples([1.0, 0.0, 0.0, 0.0], [2.0] * 4)
+    fig = plot_accuracy_vs_radius([("lmt", 0, plain)], 1.5)
+    assert not any("RS" in label for label in _lines(fig))
+    plt.close(fig)
+    smoothed = _smoothed(plain, [0.6, 1.2, 0.0, 0.3], [False, False, True, False])
+    fig = plot_accuracy_vs_radius([("lmt", 0, smoothed)], 1.5)
+    style, values = _lines(fig)["lmt: RS (probabilistic)"]
+    grid = fig.axes[0].get_lines()[0].get_xdata()
+    assert style == ":"
+    assert values[0] == pytest.approx(0.75)  # three not abstained, all correct
+    assert values[np.searchsorted(grid, 1.0)] == pytest.approx(0.25)  # only radius 1.2 ≥ 1
+    plt.close(fig)
