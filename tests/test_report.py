@@ -98,6 +98,18 @@ def test_summary_carries_the_interval_of_one_seed_and_of_the_count_pooled_over_s
     assert (row["cw_accuracy@1_ci_low"], row["cw_accuracy@1_ci_high"]) == pytest.approx(clopper_pearson(60, 60))
 
 
+def test_smoothed_accuracies_get_intervals_and_rates_do_not() -> None:
+    plain = _examples([1.0, 0.0, 0.0, 0.0], [2.0] * 4)
+    runs = [("lmt", 0, _smoothed(plain, [0.6, 1.2, 0.0, 0.3], [False, False, True, False]))]
+    row = summary_table(metrics_table(runs, [1.0])).iloc[0]
+    assert (row["smoothed_certified_accuracy@1_ci_low"], row["smoothed_certified_accuracy@1_ci_high"]) == \
+        pytest.approx(clopper_pearson(1, 4))
+    assert (row["smoothed_accuracy_ci_low"], row["smoothed_accuracy_ci_high"]) == pytest.approx(clopper_pearson(3, 4))
+    assert "smoothed_abstain_rate_ci_low" not in row.index
+    shown = summary_display(summary_table(metrics_table(runs, [1.0])))
+    assert shown["RS certified acc. @1 (p ≥ 1−α) (%)"].iloc[0] == "25.0 [0.6, 80.6]"
+
+
 def test_display_cells_show_mean_std_and_interval() -> None:
     runs = [("lmt", s, _examples([1.0] * k + [0.0] * (20 - k), [2.0] * 20)) for s, k in enumerate([7, 9, 11])]
     runs.append(("standard", 0, _examples([1.0] * 7 + [0.0] * 13, [2.0] * 20)))
