@@ -122,7 +122,7 @@ def pooled_intervals(metrics: pd.DataFrame, confidence: float = CONFIDENCE) -> p
     """Per method, the Clopper–Pearson interval of every accuracy from its count pooled over
     the method's seeds (Σ correct / Σ n_examples): with one seed, that seed's interval. The
     seeds share the test examples, so with several the interval treats repeats as new draws
-    and is narrower than one seed's: it bounds the example sampling, ± the seed spread."""
+    and is typically narrower than one seed's: it bounds the example sampling, ± the seed spread."""
     n = metrics[metrics["metric"] == "n_examples"].set_index(["method", "seed"])["value"]
     rows = metrics[metrics["metric"].map(is_accuracy)].copy()
     rows["n"] = n.reindex(pd.MultiIndex.from_frame(rows[["method", "seed"]])).to_numpy()
@@ -162,10 +162,11 @@ def interval_note(confidence: float = CONFIDENCE) -> str:
     """What the tables' '±' and '[low, high]' mean, for the notes under them."""
     return (
         "Cells: mean ± sample standard deviation over the n seeds (column seeds; no ± with one seed). "
-        f"Accuracies in %, followed by [low, high]: the Clopper–Pearson (exact binomial) {100 * confidence:g} % confidence interval over "
-        "the test examples, of the one seed's count or, with several seeds, of the count pooled over all seeds' "
-        "examples. The seeds share the test set, so the pooled interval is typically narrower than one seed's: "
-        "it shows the uncertainty due to the finite test set, ± the spread between trainings."
+        "Accuracies in %, followed by [low, high]: the Clopper–Pearson (exact binomial) "
+        f"{100 * confidence:g} % confidence interval over the test examples, of the one seed's count or, with "
+        "several seeds, of the count pooled over all seeds' examples. The seeds share the test set, so the "
+        "pooled interval is typically narrower than one seed's: it shows the uncertainty due to the finite "
+        "test set, ± the spread between trainings."
     )
 
 
