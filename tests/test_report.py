@@ -13,11 +13,13 @@ import torch
 from torch import nn
 
 from lmt.inequality_chain import chain_ratios, per_example_ratios
+from lmt.report.accuracy_figure import plot_accuracy_vs_radius
 from lmt.report.bound_figure import BARS, operator_rows
-from lmt.report.formatting import latex_table, mean_std, write_table
+from lmt.report.formatting import interval, latex_table, mean_std, write_table
+from lmt.report.intervals import clopper_pearson
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
 from lmt.report.published import PUBLISHED_SETS, comparison_table, published_numbers
-from lmt.report.tables import metrics_table, summary_table, table1, table1_display
+from lmt.report.tables import metrics_table, summary_display, summary_table, table1, table1_display
 
 PUBLISHED = [number for name in PUBLISHED_SETS.list() for number in published_numbers(name)]
 
@@ -65,7 +67,62 @@ def test_several_seeds_give_mean_and_sample_std() -> None:
     assert row["certified_accuracy@1"] == pytest.approx(0.5)
     assert row["certified_accuracy@1_std"] == pytest.approx(0.5)  # sample std of 1, 0.5, 0
     display = table1_display(table1(summary, "cw", [1.0]), "cw", [1.0])
-    assert display["certified @1 (%)"].iloc[0] == "50.0 ± 50.0"
+    assert display["certified @1 (%)"].iloc[0].startswith("50.0 ± 50.0 [")
+
+
+def test_clopper_pearson_matches_known_values() -> None:
+    from scipy.stats import beta
+
+    assert clopper_pearson(0, 10) == (0.0, pytest.approx(1 - 0.025 ** (1 / 10)))  # x = 0: [0, 1 − (α/2)^(1/n)]
+    assert clopper_pearson(10, 10) == (pytest.approx(0.025 ** (1 / 10)), 1.0)  # x = n: [(α/2)^(1/n), 1]
+    low, high = clopper_pearson(7, 20)
+    assert low == pytest.approx(beta.ppf(0.025, 7, 14)) and high == pytest.approx(beta.ppf(0.975, 8, 13))
+    assert low == pytest.approx(0.1539, abs=1e-4) and high == pytest.approx(0.5922, abs=1e-4)  # textbook values
+    assert all(math.isnan(v) for v in clopper_pearson(0, 0))
+    with pytest.raises(ValueError, match="successes"):
+        clopper_pearson(11, 10)
+
+
+def test_summary_carries_the_interval_of_one_seed_and_of_the_count_pooled_over_seeds() -> None:
+    one = [("lmt", 0, _examples([1.0] * 7 + [0.0] * 13, [2.0] * 20))]
+    row = summary_table(metrics_table(one, [1.0])).iloc[0]
+    assert (row["certified_accuracy@1_ci_low"], row["certified_accuracy@1_ci_high"]) == \
+        pytest.approx(clopper_pearson(7, 20))
+    assert (row["clean_accuracy_ci_low"], row["clean_accuracy_ci_high"]) == pytest.approx(clopper_pearson(20, 20))
+    assert "median_certified_radius_ci_low" not in row.index and "cw_success_rate_ci_low" not in row.index
+    three = [("lmt", s, _examples([1.0] * k + [0.0] * (20 - k), [2.0] * 20)) for s, k in enumerate([7, 9, 11])]
+    row = summary_table(metrics_table(three, [1.0])).iloc[0]
+    assert row["certified_accuracy@1"] == pytest.approx(0.45)
+    assert (row["certified_accuracy@1_ci_low"], row["certified_accuracy@1_ci_high"]) == \
+        pytest.approx(clopper_pearson(27, 60))  # 7 + 9 + 11 of 3 × 20
+    assert (row["cw_accuracy@1_ci_low"], row["cw_accuracy@1_ci_high"]) == pytest.approx(clopper_pearson(60, 60))
+
+
+def test_smoothed_accuracies_get_intervals_and_rates_do_not() -> None:
+    plain = _examples([1.0, 0.0, 0.0, 0.0], [2.0] * 4)
+    runs = [("lmt", 0, _smoothed(plain, [0.6, 1.2, 0.0, 0.3], [False, False, True, False]))]
+    row = summary_table(metrics_table(runs, [1.0])).iloc[0]
+    assert (row["smoothed_certified_accuracy@1_ci_low"], row["smoothed_certified_accuracy@1_ci_high"]) == \
+        pytest.approx(clopper_pearson(1, 4))
+    assert (row["smoothed_accuracy_ci_low"], row["smoothed_accuracy_ci_high"]) == pytest.approx(clopper_pearson(3, 4))
+    assert "smoothed_abstain_rate_ci_low" not in row.index
+    shown = summary_display(summary_table(metrics_table(runs, [1.0])))
+    assert shown["RS certified acc. @1 (p ≥ 1−α) (%)"].iloc[0] == "25.0 [0.6, 80.6]"
+
+
+def test_display_cells_show_mean_std_and_interval() -> None:
+    runs = [("lmt", s, _examples([1.0] * k + [0.0] * (20 - k), [2.0] * 20)) for s, k in enumerate([7, 9, 11])]
+    runs.append(("standard", 0, _examples([1.0] * 7 + [0.0] * 13, [2.0] * 20)))
+    summary = summary_table(metrics_table(runs, [1.0]))
+    low, high = clopper_pearson(27, 60)
+    display = summary_display(summary).set_index("method")
+    assert display.loc["lmt", "certified acc. @1 (%)"] == f"45.0 ± 10.0 [{100 * low:.1f}, {100 * high:.1f}]"
+    assert display.loc["standard", "certified acc. @1 (%)"] == "35.0 [15.4, 59.2]"
+    assert display.loc["standard", "clean accuracy (%)"] == "100.0 [83.2, 100.0]"
+    assert not any("ci" in column for column in display.columns)
+    first = table1_display(table1(summary, "cw", [1.0]), "cw", [1.0]).set_index("method")
+    assert first.loc["standard", "certified @1 (%)"] == "35.0 [15.4, 59.2]"
+    assert interval(0.1539, 0.5922) == "[15.4, 59.2]" and interval(float("nan"), 1.0) == "—"
 
 
 def test_mean_std_formatting() -> None:
@@ -152,3 +209,49 @@ def test_perturbation_figure_rejects_a_flip_inside_the_claimed_radius() -> None:
     assert ok.axes
     with pytest.raises(AssertionError, match="unsound"):
         certified_perturbation_figure([PerturbationPanel("lin", model, x, y, torch.tensor([0.2]))])
+
+
+def _smoothed(examples: pd.DataFrame, rs_radius: list[float], rs_abstain: list[bool]) -> pd.DataFrame:
+    """``examples`` with randomized-smoothing columns (prediction = label where not abstained)."""
+    return examples.assign(rs_prediction=examples["label"], rs_radius=rs_radius, rs_abstain=rs_abstain)
+
+
+def _lines(fig) -> dict[str, tuple[str, np.ndarray]]:
+    """Legend label → (line style, y values) of the figure's curves."""
+    return {line.get_label(): (line.get_linestyle(), line.get_ydata()) for line in fig.axes[0].get_lines()}
+
+
+def test_accuracy_figure_bands_the_spread_only_with_several_seeds() -> None:
+    import matplotlib.pyplot as plt
+
+    one = [("lmt", 0, _examples([1.0, 0.0], [2.0, 2.0]))]
+    fig = plot_accuracy_vs_radius(one, 1.5)
+    assert not fig.axes[0].collections  # one seed: no band
+    assert set(_lines(fig)) == {"lmt: certified", "lmt: under attacks"}
+    plt.close(fig)
+    several = [*one, ("lmt", 1, _examples([1.0, 1.0], [2.0, 2.0])), ("standard", 0, _examples([0.0, 0.0], [1.0, 1.0]))]
+    fig = plot_accuracy_vs_radius(several, 0.9)  # certified: seed 0 at 0.5 and seed 1 at 1.0 for 0 < r ≤ 0.9
+    bands = fig.axes[0].collections
+    assert len(bands) == 2  # lmt's certified and under-attack curves; standard has one seed
+    style, mean = _lines(fig)["lmt: certified"]
+    assert style == "-" and mean[1:] == pytest.approx(0.75)  # the mean of the seeds
+    low, high = bands[0].get_paths()[0].vertices[:, 1].min(), bands[0].get_paths()[0].vertices[:, 1].max()
+    assert (low, high) == (pytest.approx(0.5), pytest.approx(1.0))  # min–max over the seeds
+    plt.close(fig)
+
+
+def test_accuracy_figure_draws_the_smoothed_curve_only_with_rs_columns() -> None:
+    import matplotlib.pyplot as plt
+
+    plain = _examples([1.0, 0.0, 0.0, 0.0], [2.0] * 4)
+    fig = plot_accuracy_vs_radius([("lmt", 0, plain)], 1.5)
+    assert not any("RS" in label for label in _lines(fig))
+    plt.close(fig)
+    smoothed = _smoothed(plain, [0.6, 1.2, 0.0, 0.3], [False, False, True, False])
+    fig = plot_accuracy_vs_radius([("lmt", 0, smoothed)], 1.5)
+    style, values = _lines(fig)["lmt: RS (probabilistic)"]
+    grid = fig.axes[0].get_lines()[0].get_xdata()
+    assert style == ":"
+    assert values[0] == pytest.approx(0.75)  # three not abstained, all correct
+    assert values[np.searchsorted(grid, 1.0)] == pytest.approx(0.25)  # only radius 1.2 ≥ 1
+    plt.close(fig)

@@ -1,6 +1,9 @@
 """The accuracy-against-radius figure: certified accuracy (solid) and accuracy under attack
 (dashed: the smallest distance over every attack that was run, (D) of the inequality chain)
-against the L2 radius."""
+against the L2 radius; where the runs have randomized-smoothing columns, the smoothed
+classifier's certified accuracy too (dotted, "RS (probabilistic)"), so that one figure shows
+every kind of certificate. With several seeds each curve is the mean over seeds, with a band
+from the smallest to the largest seed's value: the spread between trainings."""
 
 from __future__ import annotations
 
@@ -13,6 +16,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from lmt.report.tables import smoothed_correct  # noqa: E402
+
+# (curve, line style, legend suffix), in drawing order
+CURVES = (("certified", "-", "certified"), ("attacked", "--", "under attacks"), ("smoothed", ":", "RS (probabilistic)"))
+
 
 def accuracy_curves(examples: pd.DataFrame, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Certified and under-attack (all attacks) accuracy of one run at every radius of ``grid``."""
@@ -21,22 +29,49 @@ def accuracy_curves(examples: pd.DataFrame, grid: np.ndarray) -> tuple[np.ndarra
     return (radii >= grid).mean(0), (dists > grid).mean(0)
 
 
+def smoothed_curve(examples: pd.DataFrame, grid: np.ndarray) -> np.ndarray | None:
+    """The smoothed classifier's certified accuracy at every radius of ``grid`` (correct, not
+    abstained, ``rs_radius`` ≥ r; as in :func:`lmt.report.tables.smoothing_metrics`), or None
+    where the run has no randomized-smoothing columns."""
+    if "rs_radius" not in examples:
+        return None
+    correct = smoothed_correct(examples).to_numpy()[:, None]
+    return (correct & (examples["rs_radius"].to_numpy()[:, None] >= grid)).mean(0)
+
+
+def run_curves(examples: pd.DataFrame, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """Every curve one run has, keyed as in :data:`CURVES`."""
+    certified, attacked = accuracy_curves(examples, grid)
+    curves = {"certified": certified, "attacked": attacked}
+    smoothed = smoothed_curve(examples, grid)
+    if smoothed is not None:
+        curves["smoothed"] = smoothed
+    return curves
+
+
+def plot_spread(ax: plt.Axes, grid: np.ndarray, seeds: list[np.ndarray], style: str, colour: str, label: str) -> None:
+    """The mean over seeds as a line; with several seeds, a shaded min–max band behind it."""
+    stacked = np.vstack(seeds)
+    ax.plot(grid, stacked.mean(0), style, color=colour, label=label)
+    if len(seeds) > 1:
+        ax.fill_between(grid, stacked.min(0), stacked.max(0), color=colour, alpha=0.15, linewidth=0)
+
+
 def plot_accuracy_vs_radius(
     runs: Iterable[tuple[str, int, pd.DataFrame]], max_radius: float, title: str = ""
 ) -> plt.Figure:
-    """One colour per method; curves averaged over seeds."""
+    """One colour per method; curves averaged over seeds, min–max bands with several seeds."""
     grid = np.linspace(0.0, max_radius, 301)
-    per_method: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    per_method: dict[str, list[dict[str, np.ndarray]]] = {}
     for method, _, examples in runs:
-        per_method.setdefault(method, []).append(accuracy_curves(examples, grid))
+        per_method.setdefault(method, []).append(run_curves(examples, grid))
     fig, ax = plt.subplots(figsize=(6, 4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (method, curves) in enumerate(per_method.items()):
-        certified = np.mean([c for c, _ in curves], axis=0)
-        attacked = np.mean([a for _, a in curves], axis=0)
-        colour = colours[i % len(colours)]
-        ax.plot(grid, certified, "-", color=colour, label=f"{method}: certified")
-        ax.plot(grid, attacked, "--", color=colour, label=f"{method}: under attacks")
+    for i, (method, seeds) in enumerate(per_method.items()):
+        for key, style, suffix in CURVES:
+            values = [curves[key] for curves in seeds if key in curves]
+            if values:
+                plot_spread(ax, grid, values, style, colours[i % len(colours)], f"{method}: {suffix}")
     ax.set_xlabel("L2 radius (pixels in [0, 1])")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)

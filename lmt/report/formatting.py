@@ -29,6 +29,15 @@ def mean_std(mean: float, std: float, n_seeds: int, percent: bool, digits: int |
     return text
 
 
+def interval(low: float, high: float, percent: bool = True, digits: int = 1) -> str:
+    """``'[89.9, 91.2]'``: a confidence interval, in percent (× 100) with ``digits`` decimals by
+    default; an em dash when a bound is missing (NaN)."""
+    if any(v is None or math.isnan(v) for v in (low, high)):
+        return "—"
+    scale = 100.0 if percent else 1.0
+    return f"[{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
 def latex_table(frame: pd.DataFrame, caption: str, label: str) -> str:
     """A booktabs LaTeX table (needs ``\\usepackage{booktabs}``); text is escaped and '±'
     becomes ``$\\pm$``."""

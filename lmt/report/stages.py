@@ -37,6 +37,7 @@ from lmt.report.tables import (
     attack_table,
     chain_display,
     chain_table,
+    interval_note,
     metrics_table,
     summary_display,
     summary_table,
@@ -85,7 +86,7 @@ def aggregate_stage(
     metrics = metrics_table(runs, radii)
     summary = summary_table(metrics)
     write_csv(metrics_csv, metrics)
-    seeds_note = "Mean ± sample standard deviation over seeds where there are several."
+    seeds_note = interval_note()
     summary_note = seeds_note
     if "smoothing" in config:  # randomized smoothing is on: say what its columns guarantee
         smoothing = config["smoothing"]

@@ -12,6 +12,9 @@ Definitions (all on the same test examples):
   certified accuracy at r (those with ``rs_radius`` ≥ r as well). Probabilistic: each example's
   radius holds with probability ≥ 1 − α, and it certifies the smoothed classifier, not the
   network.
+
+Every accuracy (a count of test examples) gets an exact binomial 95 % interval in the summary
+(:mod:`lmt.report.intervals`): of the one seed's count, or of the count pooled over the seeds.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from lmt.inequality_chain import chain_ratios
-from lmt.report.formatting import mean_std
+from lmt.report.formatting import interval, mean_std
+from lmt.report.intervals import CONFIDENCE, clopper_pearson, successes
 from lmt.soundness import attack_labels
 
 ALL_ATTACKS = "all_attacks"  # metric prefix of the smallest distance over the attacks
+CI_LOW, CI_HIGH = "_ci_low", "_ci_high"  # suffixes of an accuracy's confidence bounds in the summary
 
 
 def run_metrics(examples: pd.DataFrame, radii: Sequence[float]) -> dict[str, float]:
@@ -63,8 +68,8 @@ def smoothing_metrics(examples: pd.DataFrame, radii: Sequence[float]) -> dict[st
     """The smoothed classifier's accuracy, abstention rate, median radius over its correct
     predictions (0 elsewhere) and certified accuracy at each radius: the fraction of examples
     with ``rs_prediction`` = label, not abstained, and ``rs_radius`` ≥ r."""
-    abstain = examples["rs_abstain"].astype(str).str.lower().isin(["true", "1", "1.0"])
-    correct = (examples["rs_prediction"] == examples["label"]) & ~abstain
+    abstain = smoothed_abstained(examples)
+    correct = smoothed_correct(examples)
     radius = examples["rs_radius"].where(correct, 0.0)
     metrics = {
         f"{SMOOTHED}_accuracy": float(correct.mean()),
@@ -74,6 +79,22 @@ def smoothing_metrics(examples: pd.DataFrame, radii: Sequence[float]) -> dict[st
     for r in radii:
         metrics[f"{SMOOTHED}_certified_accuracy@{r:g}"] = float((correct & (examples["rs_radius"] >= r)).mean())
     return metrics
+
+
+def smoothed_abstained(examples: pd.DataFrame) -> pd.Series:
+    """Where the smoothed classifier abstained (``rs_abstain`` as read back from CSV: bool or text)."""
+    return examples["rs_abstain"].astype(str).str.lower().isin(["true", "1", "1.0"])
+
+
+def smoothed_correct(examples: pd.DataFrame) -> pd.Series:
+    """Where the smoothed classifier predicted the label and did not abstain."""
+    return (examples["rs_prediction"] == examples["label"]) & ~smoothed_abstained(examples)
+
+
+def is_accuracy(name: str) -> bool:
+    """Whether a metric is a fraction of the test examples (a binomial count, so it gets a
+    confidence interval): clean, certified, under-attack and smoothed accuracies."""
+    return name in ("clean_accuracy", f"{SMOOTHED}_accuracy") or "_accuracy@" in name
 
 
 def metrics_table(runs: Iterable[tuple[str, int, pd.DataFrame]], radii: Sequence[float]) -> pd.DataFrame:
@@ -87,13 +108,32 @@ def metrics_table(runs: Iterable[tuple[str, int, pd.DataFrame]], radii: Sequence
 
 
 def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per method: mean (and std over seeds) of every metric, in the metrics' order."""
+    """One row per method: mean (and std over seeds) of every metric, in the metrics' order,
+    then each accuracy's Clopper–Pearson bounds (``<metric>_ci_low``, ``<metric>_ci_high``)."""
     order = list(dict.fromkeys(metrics["metric"]))
     grouped = metrics.groupby(["method", "metric"], sort=False)["value"]
     mean = grouped.mean().unstack("metric")[order]
     std = grouped.std(ddof=1).unstack("metric")[order].add_suffix("_std")
     seeds = metrics.groupby("method", sort=False)["seed"].nunique().rename("n_seeds")
-    return pd.concat([seeds, mean, std], axis=1).reset_index()
+    return pd.concat([seeds, mean, std, pooled_intervals(metrics)], axis=1).reset_index()
+
+
+def pooled_intervals(metrics: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Per method, the Clopper–Pearson interval of every accuracy from its count pooled over
+    the method's seeds (Σ correct / Σ n_examples): with one seed, that seed's interval. The
+    seeds share the test examples, so with several the interval treats repeats as new draws
+    and is typically narrower than one seed's: it bounds the example sampling, ± the seed spread."""
+    n = metrics[metrics["metric"] == "n_examples"].set_index(["method", "seed"])["value"]
+    rows = metrics[metrics["metric"].map(is_accuracy)].copy()
+    rows["n"] = n.reindex(pd.MultiIndex.from_frame(rows[["method", "seed"]])).to_numpy()
+    rows["count"] = successes(rows["value"], rows["n"])
+    rows["n"] = rows["n"].astype(int)
+    pooled = rows.groupby(["method", "metric"], sort=False)[["count", "n"]].sum()
+    bounds = [clopper_pearson(int(c), int(k), confidence) for c, k in zip(pooled["count"], pooled["n"])]
+    pooled[CI_LOW], pooled[CI_HIGH] = [b[0] for b in bounds], [b[1] for b in bounds]
+    names = list(dict.fromkeys(rows["metric"]))
+    wide = {side: pooled[side].unstack("metric") for side in (CI_LOW, CI_HIGH)}
+    return pd.DataFrame({f"{name}{side}": wide[side][name] for name in names for side in (CI_LOW, CI_HIGH)})
 
 
 def _headline(name: str) -> bool:
@@ -104,21 +144,40 @@ def _headline(name: str) -> bool:
     )
 
 
+def _cell(row: pd.Series, name: str) -> str:
+    """'mean ± std' of one summary metric (percent for accuracies), then '[low, high]' where the
+    summary has its confidence interval."""
+    text = mean_std(row[name], row.get(f"{name}_std", float("nan")), int(row["n_seeds"]), "accuracy" in name)
+    if f"{name}{CI_LOW}" in row.index and not pd.isna(row[name]):
+        text += " " + interval(row[f"{name}{CI_LOW}"], row[f"{name}{CI_HIGH}"])
+    return text
+
+
 def _cells(summary: pd.DataFrame, name: str) -> list[str]:
-    """'mean ± std' cells of one summary metric, percentages for accuracies."""
-    return [
-        mean_std(row[name], row.get(f"{name}_std", float("nan")), int(row["n_seeds"]), "accuracy" in name)
-        for _, row in summary.iterrows()
-    ]
+    """One display cell of ``name`` per method (see :func:`_cell`)."""
+    return [_cell(row, name) for _, row in summary.iterrows()]
+
+
+def interval_note(confidence: float = CONFIDENCE) -> str:
+    """What the tables' '±' and '[low, high]' mean, for the notes under them."""
+    return (
+        "Cells: mean ± sample standard deviation over the n seeds (column seeds; no ± with one seed). "
+        "Accuracies in %, followed by [low, high]: the Clopper–Pearson (exact binomial) "
+        f"{100 * confidence:g} % confidence interval over the test examples, of the one seed's count or, with "
+        "several seeds, of the count pooled over all seeds' examples. The seeds share the test set, so the "
+        "pooled interval is typically narrower than one seed's: it shows the uncertainty due to the finite "
+        "test set, ± the spread between trainings."
+    )
 
 
 def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     """The headline columns with accuracies in percent ('mean ± std' over several seeds); the
     per-attack columns are in the attack table, all of them in summary.csv. Randomized
-    smoothing's columns (where present) are headed "RS … (p ≥ 1−α)": probabilistic."""
+    smoothing's columns (where present) are headed "RS … (p ≥ 1−α)": probabilistic. Accuracy
+    cells end with their confidence interval, '[low, high]' (see :func:`interval_note`)."""
     out = pd.DataFrame({"method": summary["method"], "seeds": summary["n_seeds"]})
     for name in summary.columns:
-        if name in ("method", "n_seeds") or name.endswith("_std") or not _headline(name):
+        if name in ("method", "n_seeds") or name.endswith(("_std", CI_LOW, CI_HIGH)) or not _headline(name):
             continue
         if name == "n_examples":
             out["examples"] = summary[name].astype(int)
@@ -133,19 +192,21 @@ def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
 def table1(summary: pd.DataFrame, attack: str, radii: Sequence[float]) -> pd.DataFrame:
     """Table 1 of the paper: per method, clean accuracy, accuracy under ``attack`` (the
     fraction with attack distance > r) and the certified fraction (radius ≥ r) at each r;
-    means and standard deviations over seeds."""
+    means and standard deviations over seeds, and the confidence bounds where the summary has them."""
     columns = ["clean_accuracy"]
     for r in radii:
         columns += [f"{attack}_accuracy@{r:g}", f"certified_accuracy@{r:g}"]
     missing = [c for c in columns if c not in summary.columns]
     if missing:
         raise KeyError(f"the summary has no {missing}: was attack {attack!r} run?")
-    keep = ["method", "n_seeds"] + [c for name in columns for c in (name, f"{name}_std")]
+    suffixes = ("", "_std", CI_LOW, CI_HIGH)
+    keep = ["method", "n_seeds"] + [f"{name}{s}" for name in columns for s in suffixes if f"{name}{s}" in summary]
     return summary[keep].copy()
 
 
 def table1_display(table: pd.DataFrame, attack: str, radii: Sequence[float]) -> pd.DataFrame:
-    """Table 1 in percent: one 'under <attack>' and one 'certified' column per radius."""
+    """Table 1 in percent: one 'under <attack>' and one 'certified' column per radius; each cell
+    'mean ± std [low, high]' (see :func:`interval_note`)."""
     label = "all attacks" if attack == ALL_ATTACKS else attack
     out = pd.DataFrame({"method": table["method"], "seeds": table["n_seeds"]})
     out["clean (%)"] = _cells(table, "clean_accuracy")
