@@ -83,7 +83,9 @@ def test_clopper_pearson_matches_known_values() -> None:
         clopper_pearson(11, 10)
 
 
-def test_summary_carries_the_interval_of_one_seed_and_of_the_count_pooled_over_seeds() -> None:
+def test_summary_carries_the_interval_of_one_seed_and_of_the_mean_count_over_seeds() -> None:
+    """Seeds share the test set: the interval is that of one seed's n at the mean count, not of
+    the pooled count (which would treat the repeated examples as new draws)."""
     one = [("lmt", 0, _examples([1.0] * 7 + [0.0] * 13, [2.0] * 20))]
     row = summary_table(metrics_table(one, [1.0])).iloc[0]
     assert (row["certified_accuracy@1_ci_low"], row["certified_accuracy@1_ci_high"]) == \
@@ -94,8 +96,21 @@ def test_summary_carries_the_interval_of_one_seed_and_of_the_count_pooled_over_s
     row = summary_table(metrics_table(three, [1.0])).iloc[0]
     assert row["certified_accuracy@1"] == pytest.approx(0.45)
     assert (row["certified_accuracy@1_ci_low"], row["certified_accuracy@1_ci_high"]) == \
-        pytest.approx(clopper_pearson(27, 60))  # 7 + 9 + 11 of 3 × 20
-    assert (row["cw_accuracy@1_ci_low"], row["cw_accuracy@1_ci_high"]) == pytest.approx(clopper_pearson(60, 60))
+        pytest.approx(clopper_pearson(9, 20))  # mean of 7, 9, 11 of 20
+    assert (row["cw_accuracy@1_ci_low"], row["cw_accuracy@1_ci_high"]) == pytest.approx(clopper_pearson(20, 20))
+
+
+def test_attack_accuracies_count_only_the_attacked_examples() -> None:
+    """attack.n_examples: certified and clean accuracies over every example, attack accuracies,
+    and their interval, over the attacked ones."""
+    examples = _examples([1.0] * 10 + [0.0] * 10, [2.0] * 10 + [0.5] * 10)
+    examples["attacked"] = [True] * 10 + [False] * 10
+    examples.loc[10:, ["cw_distance", "min_attack_distance"]] = float("nan")
+    row = summary_table(metrics_table([("lmt", 0, examples)], [1.0])).iloc[0]
+    assert row["n_examples"] == 20 and row["n_attacked"] == 10
+    assert row["certified_accuracy@1"] == pytest.approx(0.5)
+    assert row["cw_accuracy@1"] == pytest.approx(1.0)
+    assert (row["cw_accuracy@1_ci_low"], row["cw_accuracy@1_ci_high"]) == pytest.approx(clopper_pearson(10, 10))
 
 
 def test_smoothed_accuracies_get_intervals_and_rates_do_not() -> None:
@@ -114,7 +129,7 @@ def test_display_cells_show_mean_std_and_interval() -> None:
     runs = [("lmt", s, _examples([1.0] * k + [0.0] * (20 - k), [2.0] * 20)) for s, k in enumerate([7, 9, 11])]
     runs.append(("standard", 0, _examples([1.0] * 7 + [0.0] * 13, [2.0] * 20)))
     summary = summary_table(metrics_table(runs, [1.0]))
-    low, high = clopper_pearson(27, 60)
+    low, high = clopper_pearson(9, 20)
     display = summary_display(summary).set_index("method")
     assert display.loc["lmt", "certified acc. @1 (%)"] == f"45.0 ± 10.0 [{100 * low:.1f}, {100 * high:.1f}]"
     assert display.loc["standard", "certified acc. @1 (%)"] == "35.0 [15.4, 59.2]"

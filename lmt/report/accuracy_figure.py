@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from lmt.soundness import attacked_rows  # noqa: E402
+
 from lmt.report.tables import smoothed_correct  # noqa: E402
 
 # (curve, line style, legend suffix), in drawing order
@@ -23,9 +25,10 @@ CURVES = (("certified", "-", "certified"), ("attacked", "--", "under attacks"), 
 
 
 def accuracy_curves(examples: pd.DataFrame, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Certified and under-attack (all attacks) accuracy of one run at every radius of ``grid``."""
+    """Certified accuracy (over every example) and under-attack accuracy (all attacks, over the
+    attacked examples) of one run at every radius of ``grid``."""
     radii = examples["certified_radius"].to_numpy()[:, None]
-    dists = examples["min_attack_distance"].to_numpy()[:, None]
+    dists = examples.loc[attacked_rows(examples), "min_attack_distance"].to_numpy()[:, None]
     return (radii >= grid).mean(0), (dists > grid).mean(0)
 
 

@@ -21,29 +21,36 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from lmt.inequality_chain import chain_ratios
 from lmt.report.formatting import interval, mean_std
 from lmt.report.intervals import CONFIDENCE, clopper_pearson, successes
-from lmt.soundness import attack_labels
+from lmt.soundness import attack_labels, attacked_rows
 
 ALL_ATTACKS = "all_attacks"  # metric prefix of the smallest distance over the attacks
 CI_LOW, CI_HIGH = "_ci_low", "_ci_high"  # suffixes of an accuracy's confidence bounds in the summary
 
 
 def run_metrics(examples: pd.DataFrame, radii: Sequence[float]) -> dict[str, float]:
-    """Scalar metrics of one (method, seed) run."""
+    """Scalar metrics of one (method, seed) run. Clean, certified and smoothed accuracies count
+    every example of the table; attack accuracies, success rates and distances only the attacked
+    ones (``attacked``, the first ``attack.n_examples``; all where the column is absent)."""
     correct = examples["label"] == examples["prediction"]
+    attacked = examples[attacked_rows(examples)]
     attacks = attack_labels(examples)
-    distances = {a: examples[f"{a}_distance"] for a in attacks}
-    distances[ALL_ATTACKS] = examples["min_attack_distance"]
+    distances = {a: attacked[f"{a}_distance"] for a in attacks}
+    if attacks:
+        distances[ALL_ATTACKS] = attacked["min_attack_distance"]
     metrics = {
         "n_examples": float(len(examples)),
+        N_ATTACKED: float(len(attacked)) if attacks else 0.0,
         "clean_accuracy": float(correct.mean()),
         "median_certified_radius": float(examples["certified_radius"].median()),
-        "median_min_attack_distance": float(examples["min_attack_distance"].median()),
     }
+    if attacks:
+        metrics["median_min_attack_distance"] = float(distances[ALL_ATTACKS].median())
     if "radius_without_rounding" in examples:  # what floating-point soundness costs (lmt.certify)
         exact = examples["radius_without_rounding"]
         positive = exact > 0
@@ -51,7 +58,7 @@ def run_metrics(examples: pd.DataFrame, radii: Sequence[float]) -> dict[str, flo
         metrics["median_rounding_radius_loss"] = float(loss.median()) if positive.any() else 0.0
     for a in attacks:
         metrics[f"median_{a}_distance"] = float(distances[a].median())
-        metrics[f"{a}_success_rate"] = float(examples[f"{a}_success"].astype(bool).mean())
+        metrics[f"{a}_success_rate"] = float(attacked[f"{a}_success"].astype(bool).mean())
     for r in radii:
         metrics[f"certified_accuracy@{r:g}"] = float((examples["certified_radius"] >= r).mean())
         for name, dist in distances.items():
@@ -59,6 +66,16 @@ def run_metrics(examples: pd.DataFrame, radii: Sequence[float]) -> dict[str, flo
     if "rs_radius" in examples:
         metrics.update(smoothing_metrics(examples, radii))
     return metrics
+
+
+N_ATTACKED = "n_attacked"  # metric: how many examples the attacks ran on
+
+
+def is_attack_metric(name: str) -> bool:
+    """Whether a metric is counted over the attacked examples only (see :func:`run_metrics`)."""
+    return name.endswith(("_success_rate", "_distance")) or (
+        "_accuracy@" in name and not name.startswith(("certified_", f"{SMOOTHED}_"))
+    )
 
 
 SMOOTHED = "smoothed"  # metric prefix of the randomized-smoothing certificate
@@ -119,26 +136,28 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def pooled_intervals(metrics: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
-    """Per method, the Clopper–Pearson interval of every accuracy from its count pooled over
-    the method's seeds (Σ correct / Σ n_examples): with one seed, that seed's interval. The
-    seeds share the test examples, so with several the interval treats repeats as new draws
-    and is typically narrower than one seed's: it bounds the example sampling, ± the seed spread."""
-    n = metrics[metrics["metric"] == "n_examples"].set_index(["method", "seed"])["value"]
+    """Per method, the Clopper–Pearson interval of every accuracy: of the count of one seed's n
+    examples (``n_attacked`` for attack accuracies, else ``n_examples``), at the mean count over
+    the method's seeds (rounded). The seeds share the test examples, so pooling their counts
+    would treat repeats as new draws and overstate the precision; this interval bounds what the
+    finite test set leaves open, the ± beside it the spread between trainings."""
+    counts = metrics[metrics["metric"].isin(["n_examples", N_ATTACKED])].set_index(["method", "seed", "metric"])["value"]
     rows = metrics[metrics["metric"].map(is_accuracy)].copy()
-    rows["n"] = n.reindex(pd.MultiIndex.from_frame(rows[["method", "seed"]])).to_numpy()
+    which_n = np.where(rows["metric"].map(is_attack_metric), N_ATTACKED, "n_examples")
+    index = pd.MultiIndex.from_arrays([rows["method"], rows["seed"], which_n])
+    rows["n"] = counts.reindex(index).to_numpy()
     rows["count"] = successes(rows["value"], rows["n"])
-    rows["n"] = rows["n"].astype(int)
-    pooled = rows.groupby(["method", "metric"], sort=False)[["count", "n"]].sum()
-    bounds = [clopper_pearson(int(c), int(k), confidence) for c, k in zip(pooled["count"], pooled["n"])]
-    pooled[CI_LOW], pooled[CI_HIGH] = [b[0] for b in bounds], [b[1] for b in bounds]
+    per_method = rows.groupby(["method", "metric"], sort=False).agg(count=("count", "mean"), n=("n", "min"))
+    bounds = [clopper_pearson(int(round(c)), int(k), confidence) for c, k in zip(per_method["count"], per_method["n"])]
+    per_method[CI_LOW], per_method[CI_HIGH] = [b[0] for b in bounds], [b[1] for b in bounds]
     names = list(dict.fromkeys(rows["metric"]))
-    wide = {side: pooled[side].unstack("metric") for side in (CI_LOW, CI_HIGH)}
+    wide = {side: per_method[side].unstack("metric") for side in (CI_LOW, CI_HIGH)}
     return pd.DataFrame({f"{name}{side}": wide[side][name] for name in names for side in (CI_LOW, CI_HIGH)})
 
 
 def _headline(name: str) -> bool:
     """The summary's Markdown shows certified and all-attack accuracies and the two medians."""
-    return name in ("n_examples", "clean_accuracy", "median_certified_radius", "median_min_attack_distance",
+    return name in ("n_examples", N_ATTACKED, "clean_accuracy", "median_certified_radius", "median_min_attack_distance",
                      f"{SMOOTHED}_accuracy") or (
         name.startswith(("certified_accuracy@", f"{ALL_ATTACKS}_accuracy@", f"{SMOOTHED}_certified_accuracy@"))
     )
@@ -163,10 +182,9 @@ def interval_note(confidence: float = CONFIDENCE) -> str:
     return (
         "Cells: mean ± sample standard deviation over the n seeds (column seeds; no ± with one seed). "
         "Accuracies in %, followed by [low, high]: the Clopper–Pearson (exact binomial) "
-        f"{100 * confidence:g} % confidence interval over the test examples, of the one seed's count or, with "
-        "several seeds, of the count pooled over all seeds' examples. The seeds share the test set, so the "
-        "pooled interval is typically narrower than one seed's: it shows the uncertainty due to the finite "
-        "test set, ± the spread between trainings."
+        f"{100 * confidence:g} % confidence interval over the test examples (of one seed's count; with several "
+        "seeds, at the mean count), so it shows what the finite test set leaves open, the ± what the training "
+        "seed changes. Attack accuracies count the attacked examples only (column attacked)."
     )
 
 
@@ -179,8 +197,8 @@ def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     for name in summary.columns:
         if name in ("method", "n_seeds") or name.endswith(("_std", CI_LOW, CI_HIGH)) or not _headline(name):
             continue
-        if name == "n_examples":
-            out["examples"] = summary[name].astype(int)
+        if name in ("n_examples", N_ATTACKED):
+            out["examples" if name == "n_examples" else "attacked"] = summary[name].astype(int)
             continue
         header = name.replace("_accuracy@", " acc. @").replace("_", " ")
         if name.startswith(SMOOTHED):  # probabilistic, per example (see the table's note)
