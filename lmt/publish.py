@@ -46,6 +46,7 @@ TABLES = (
     ("inequality_chain", "Inequality chain"),
     ("bound_comparison", "Bound comparison"),
     ("published", "Published numbers beside ours"),
+    ("tradeoff", "Trade-off of a sweep"),
 )
 DIRTY = "+dirty"
 

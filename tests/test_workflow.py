@@ -141,8 +141,11 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tiny_run: Path) -> No
     assert (root / "tables" / "summary.md").read_text().startswith("| method")
     for name in ("accuracy_vs_radius.png", "accuracy_vs_radius.pdf"):
         assert (root / "figures" / name).stat().st_size > 1000
-    examples = pd.read_csv(root / "runs" / "lmt" / "seed0" / "examples.csv")
-    assert len(examples) == 40
+    every = pd.read_csv(root / "runs" / "lmt" / "seed0" / "examples.csv")
+    assert len(every) == 200 and every["attacked"].sum() == 40, "all certified, the first 40 attacked"
+    assert summary.set_index("method").loc["lmt", ["n_examples", "n_attacked"]].tolist() == [200, 40]
+    examples = every[every["attacked"]]
+    assert every.loc[~every["attacked"], "min_attack_distance"].isna().all()
     for attack in ("cw", "deepfool", "pgd.fast"):
         assert (examples["certified_radius"] <= examples[f"{attack}_distance"]).all()
         assert (root / "runs" / "lmt" / "seed0" / f"attack_{attack}.provenance.json").exists()
