@@ -13,7 +13,10 @@ On the embedded test split (W&K CNN, seed 0) prints, kept apart because they sca
 Per-set times are medians of ``--repeats`` runs. Training-step costs:
 benchmarks/bench_training.py.
 
-    python benchmarks/bench_pipeline.py [--device auto|cpu|cuda] [--attack-examples 20] [--repeats 3]
+    python benchmarks/bench_pipeline.py [--device auto|cpu|cuda] [--attack-examples 20] [--repeats 3] [--out PATH]
+
+``--out PATH`` also writes what is printed to a Markdown file, under a provenance header (git
+revision, torch, device, CPU, threads, command line, date, wall time), atomically.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -32,6 +36,7 @@ from lmt.certify import certify_examples
 from lmt.data import embedded_mnist
 from lmt.device import choose_device, describe
 from lmt.models import create_model
+from lmt.provenance import print_and_record
 
 
 def _sync(device: torch.device) -> None:
@@ -57,8 +62,16 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--attack-examples", type=int, default=20, help="examples attacked by C&W (0: no attack)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of inference and of the radii; medians reported")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the output to this Markdown file, with a provenance header")
     args = parser.parse_args()
     device = choose_device(args.device)
+    print_and_record(args.out, "Certification and attack cost vs inference", describe(device),
+                     lambda: report(args, device))
+
+
+def report(args: argparse.Namespace, device: torch.device) -> None:
+    """Print the one-time, per-example and attack costs that ``args`` ask for."""
     print(f"device: {describe(device)}; torch {torch.__version__}; threads {torch.get_num_threads()}")
 
     torch.manual_seed(0)

@@ -8,6 +8,9 @@ of a step does not depend on the pixel values.
     python benchmarks/bench_training.py [--device auto|cpu|cuda] [--steps 50] [--repeats 1]
     python benchmarks/bench_training.py --count-ops [--device cpu]
 
+``--out PATH`` also writes what is printed to a Markdown file, under a provenance header (git
+revision, torch, device, CPU, threads, command line, date, wall time), atomically.
+
 On a shared machine, ``--repeats 5`` alternates standard and LMT blocks so that both see the
 same load, and reports the medians.
 
@@ -26,6 +29,7 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -35,6 +39,7 @@ from lmt.bounds import NetworkBound
 from lmt.device import choose_device, describe
 from lmt.methods import StepContext, create_method
 from lmt.models import create_model, model_input_shape
+from lmt.provenance import print_and_record
 
 
 def _sync(device: torch.device) -> None:
@@ -161,28 +166,41 @@ def main() -> None:
                         help="model:batch pairs")
     parser.add_argument("--count-ops", action="store_true",
                         help="count the ATen operations of one step instead of timing steps")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the output to this Markdown file, with a provenance header")
     args = parser.parse_args()
     device = choose_device(args.device)
+    title = "ATen operations per training step" if args.count_ops else "Training step time, LMT vs standard"
+    print_and_record(args.out, title, describe(device), lambda: report(args, device))
+
+
+def report(args: argparse.Namespace, device: torch.device) -> None:
+    """Print the op-count table or the timings that ``args`` ask for."""
     print(f"device: {describe(device)}; torch {torch.__version__}; threads {torch.get_num_threads()}")
     if args.count_ops:
         print_op_counts(args.models, device)
         return
     for spec in args.models:
         name, batch = spec.split(":")
-        steps = {run: make_step(name, run, params, device, int(batch))
-                 for run, params in RUNS}
-        for step in steps.values():
-            for _ in range(max(3, args.steps // 10)):
-                step()
-        times: dict[str, list[float]] = {run: [] for run in steps}
-        for _ in range(args.repeats):
-            for run, step in steps.items():
-                times[run].append(seconds_per_step(step, device, args.steps))
-        ratios = [lmt / standard for standard, lmt in zip(times["standard"], times["lmt"])]
-        standard, lmt = statistics.median(times["standard"]), statistics.median(times["lmt"])
-        print(f"{name} (batch {batch}): standard {standard * 1e3:.2f} ms/step, LMT {lmt * 1e3:.2f} ms/step, "
-              f"ratio LMT/standard = {statistics.median(ratios):.2f}"
-              + (f" (median of {args.repeats} alternating blocks)" if args.repeats > 1 else ""))
+        print_timings(name, int(batch), device, args.steps, args.repeats)
+
+
+def print_timings(name: str, batch: int, device: torch.device, steps: int, repeats: int) -> None:
+    """Seconds per step of standard and LMT training, in ``repeats`` alternating blocks of
+    ``steps`` steps after a warm-up; medians and the median ratio."""
+    runs = {run: make_step(name, run, params, device, batch) for run, params in RUNS}
+    for step in runs.values():
+        for _ in range(max(3, steps // 10)):
+            step()
+    times: dict[str, list[float]] = {run: [] for run in runs}
+    for _ in range(repeats):
+        for run, step in runs.items():
+            times[run].append(seconds_per_step(step, device, steps))
+    ratios = [lmt / standard for standard, lmt in zip(times["standard"], times["lmt"])]
+    standard, lmt = statistics.median(times["standard"]), statistics.median(times["lmt"])
+    print(f"{name} (batch {batch}): standard {standard * 1e3:.2f} ms/step, LMT {lmt * 1e3:.2f} ms/step, "
+          f"ratio LMT/standard = {statistics.median(ratios):.2f}"
+          + (f" (median of {repeats} alternating blocks)" if repeats > 1 else ""))
 
 
 if __name__ == "__main__":

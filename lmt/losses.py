@@ -35,12 +35,15 @@ def prop2_margin(
     """Additive logit shift l_i = c·L_G·‖w_i − w_y‖ (zero for the target class).
 
     The K×K table of ‖w_i − w_j‖ is computed once and its rows picked by label: the same
-    elementwise values as the N×K×D differences, at K/N of the cost."""
-    diff = head_weight[None, :, :] - head_weight[:, None, :]  # (K, K, D): [j, i] = w_i − w_j
-    # ‖·‖ with a safe gradient at 0 (the diagonal): sqrt(x² + 0) has an infinite derivative.
-    norms = diff.pow(2).sum(-1).clamp_min(1e-24).sqrt()
-    norms = norms * _off_diagonal(head_weight.shape[0], norms.dtype, norms.device)
-    return (c * body * norms)[labels]
+    elementwise values as the N×K×D differences, at K/N of the cost. ``torch.cdist`` without
+    the matrix-product shortcut (which would cancel inexactly) has a zero, finite gradient at
+    a zero distance (a plain sqrt of the squared norm has an infinite derivative there). Off
+    the diagonal a distance is at least 1e-12 (equal rows of W: a tie then reads as not
+    certified in :func:`clip_factor`); the diagonal is exactly 0."""
+    k = head_weight.shape[0]
+    norms = torch.cdist(head_weight, head_weight, compute_mode="donot_use_mm_for_euclid_dist")
+    norms = norms.clamp_min(1e-12) * _off_diagonal(k, norms.dtype, norms.device)
+    return norms[labels] * (c * body)
 
 
 @functools.lru_cache(maxsize=16)
@@ -50,13 +53,14 @@ def _off_diagonal(k: int, dtype: torch.dtype, device: torch.device) -> torch.Ten
 
 
 def clip_factor(logits: torch.Tensor, labels: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """f = min_i f_i with f_i = 0 if m_i < 0 else min(1, m_i / l_i); detached (official code)."""
+    """f = min_i f_i with f_i = 0 if m_i < 0 else min(1, m_i / l_i); detached (official code).
+
+    Computed as clamp(m_i / l_i, 0, 1) in place, with the NaN of 0/0 read as 1: a zero shift
+    (l_i = 0: the target class, or c·L_G = 0) gives 1 unless m_i < 0 (m_i / 0 = −inf → 0)."""
     with torch.no_grad():
         m = logits.gather(1, labels[:, None]) - logits  # m_i = z_y − z_i
-        ratio = torch.where(shift > 0, m / shift.clamp_min(1e-12), 1.0)
-        ratio = torch.where(m < 0, 0.0, ratio.clamp(max=1.0))
-        ratio = ratio.scatter(1, labels[:, None], 1.0)
-        return ratio.min(dim=1, keepdim=True).values
+        ratio = (m / shift).clamp_(0.0, 1.0).nan_to_num_(nan=1.0)
+        return ratio.amin(dim=1, keepdim=True)
 
 
 def lmt_loss(

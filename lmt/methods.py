@@ -142,7 +142,8 @@ class LMT(Method):
 
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = ctx.model(x)
-        bound = ctx.bound.training_bound()
+        # The Prop. 2 margins read only the body bound and the head's weight.
+        bound = ctx.bound.training_bound(need_total=self.params.variant == "prop1")
         loss = lmt_loss(
             logits, y, self.c_at(ctx.epoch), self.params.variant,
             total=bound.total, body=bound.body, head_weight=bound.head_weight,

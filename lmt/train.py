@@ -221,11 +221,17 @@ def advance_schedule(training: Training) -> float:
 @torch.no_grad()
 def lipschitz_estimate(bound: NetworkBound) -> float:
     """The training-mode bound, for the log. Reading it must not advance the persistent
-    power-iteration vectors (that would change training): they are copied back."""
+    power-iteration vectors (that would change training): they are copied back. A linear
+    head's factor is its exact spectral norm: the Prop. 2 losses never advance the head's
+    vector (:meth:`NetworkBound.training_bound` with ``need_total=False``), so its one-step
+    estimate would be far from converged."""
     saved = {k: v.clone() for k, v in bound.state_dict().items()}
-    estimate = float(bound.training_bound().total)
+    estimated = bound.training_bound(need_total=False)
     bound.load_state_dict(saved)
-    return estimate
+    if estimated.total is not None:
+        return float(estimated.total)
+    head = torch.linalg.matrix_norm(estimated.head_weight.detach().double(), ord=2)
+    return float(estimated.body) * float(head)
 
 
 def epoch_row(training: Training, test: Split, epoch: int, totals: EpochTotals, lr: float) -> dict[str, Any]:

@@ -53,3 +53,21 @@ def test_count_ops_prints_the_table(bench_training, monkeypatch, capsys) -> None
     rows = [line for line in out.splitlines() if line.startswith("| wong_kolter_mnist, 2 |")]
     assert [row.split(" | ")[1] for row in rows] == ["standard", "lmt"]
     assert "wong_kolter_mnist: LMT/standard = " in out and "ms/step" not in out
+
+
+@pytest.mark.parametrize("mode", [["--count-ops"], ["--steps", "1", "--repeats", "1"]])
+def test_out_writes_the_printed_output_under_a_provenance_header(bench_training, monkeypatch, capsys, tmp_path, mode) -> None:
+    out = tmp_path / "results" / "bench.md"
+    monkeypatch.setattr(sys, "argv", ["bench_training.py", *mode, "--device", "cpu", "--models", "wong_kolter_mnist:2",
+                                      "--out", str(out)])
+    bench_training.main()
+    printed = capsys.readouterr().out
+    text = out.read_text()
+    header, body = text.split("\n\n", 1)[1].split("\n\n", 1)
+    assert text.startswith("# ") and body == printed  # what was printed, under the header
+    for field in ("git revision: ", "torch: " + torch.__version__, "device: cpu", "machine: ", "threads: ",
+                  "command: `", "--out", "finished at: ", "wall time: "):
+        assert field in header, field
+    assert ("| wong_kolter_mnist, 2 | lmt |" in body) == (mode == ["--count-ops"])
+    assert ("ms/step" in body) == (mode != ["--count-ops"])
+    assert [p.name for p in out.parent.iterdir()] == ["bench.md"]  # no temporary file left

@@ -130,3 +130,12 @@ def test_training_step_replaces_a_degenerate_vector_by_ones(bad: float) -> None:
             broken.zero_()
         _, u_next = training_step(lambda x: x, lambda y, broken=broken: broken, u)
         torch.testing.assert_close(u_next, torch.ones(1, 3))
+
+
+@pytest.mark.parametrize("scale", [1e-45, 1e-40, 3e38, -3e38])
+def test_training_step_keeps_tiny_and_huge_finite_vectors(scale: float) -> None:
+    """The health check (max|u| / max|u| == 1) passes every finite nonzero vector, subnormal
+    or near the float32 maximum, unchanged."""
+    kept = torch.tensor([[scale, 0.0, -scale / 2]])
+    _, u_next = training_step(lambda x: x, lambda y: kept, torch.ones(1, 3))
+    assert torch.equal(u_next, kept)

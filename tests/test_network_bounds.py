@@ -213,3 +213,28 @@ def test_training_bound_equals_propagating_every_train_call(name: str) -> None:
             assert (a is None and b is None) or torch.equal(a, b)
         for key, value in reference.state_dict().items():
             assert torch.equal(fast.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("name", ["wong_kolter_mnist", "wrn_16_4"])
+def test_training_bound_without_the_total_skips_only_the_head(name: str) -> None:
+    """need_total=False (the Prop. 2 losses) gives bitwise the body bound, its gradients and
+    every vector but the head's of a full step; the head's vector is not advanced and the
+    total is None."""
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    shape = SHAPES.get(name, model_input_shape(name))
+    full, partial = NetworkBound(model, shape), NetworkBound(model, shape)
+    partial.load_state_dict(full.state_dict())
+    head_keys = set(full._state_keys[full.head].values())
+    assert head_keys
+    before = {key: value.clone() for key, value in partial.state_dict().items()}
+    for _ in range(2):
+        want, got = full.training_bound(), partial.training_bound(need_total=False)
+        assert got.total is None and want.total is not None
+        assert torch.equal(got.body, want.body) and got.head_weight is want.head_weight
+        grads = [torch.autograd.grad(t, list(model.parameters()), allow_unused=True) for t in (got.body, want.body)]
+        for a, b in zip(*grads):
+            assert (a is None and b is None) or torch.equal(a, b)
+        for key, value in partial.state_dict().items():
+            expected = before[key] if key in head_keys else full.state_dict()[key]
+            assert torch.equal(value, expected), key

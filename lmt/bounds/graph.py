@@ -86,9 +86,10 @@ class CertifiedBound:
 
 @dataclass
 class TrainingBound:
-    """Training-mode bounds: differentiable scalars."""
+    """Training-mode bounds: differentiable scalars. ``total`` is None only where it was not
+    asked for (``training_bound(need_total=False)`` on a network with a linear head)."""
 
-    total: torch.Tensor
+    total: torch.Tensor | None
     body: torch.Tensor | None
     head_weight: torch.Tensor | None
 
@@ -162,7 +163,8 @@ class NetworkBound(nn.Module):
     """Lipschitz bound of ``model`` on inputs of shape ``input_shape`` (no batch axis).
 
     Holds the persistent power-iteration vectors as buffers, so they travel with ``.to()`` and
-    are saved by ``state_dict()``. ``training_bound()`` advances each vector by one step;
+    are saved by ``state_dict()``. ``training_bound()`` advances each vector by one step (the
+    linear head's only when the total bound is asked for);
     ``certified_bound()`` computes sound float64 bounds in eval mode.
     """
 
@@ -331,12 +333,14 @@ class NetworkBound(nn.Module):
         return BoundContext(mode, step.node, step.input_shape, settings, state, step.args, step.kwargs)
 
     def propagate(
-        self, layer_bound: Callable[[Step], Any], upward: bool = False
+        self, layer_bound: Callable[[Step], Any], upward: bool = False, stop_at_head: bool = False
     ) -> tuple[dict[str, Any], Any]:
         """Propagate bounds through the graph; ``layer_bound(step)`` gives each layer's factor
         (floats, or tensors in training; a factor or bound of exactly 1.0 is not multiplied).
         ``upward`` (float bounds): round products up and give combinations (sums, square roots)
         the rounding margin, so the result is an upper bound of the exact propagation.
+        ``stop_at_head``: stop before the linear head (if any), whose factor is then not
+        evaluated and whose node (the output) gets no bound.
         Returns the bound of every node and the body bound (the head's input)."""
         bounds: dict[str, Any] = {}
         body = None
@@ -348,6 +352,8 @@ class NetworkBound(nn.Module):
             incoming = bounds.get(step.inputs[0], 1.0)
             if step.node == self.head:
                 body = incoming
+                if stop_at_head:  # the head is the output: nothing after it counts
+                    break
             bounds[step.node] = _times(layer_bound(step), incoming, upward)
         return bounds, body
 
@@ -367,19 +373,25 @@ class NetworkBound(nn.Module):
             self._train_cache = cached = (buffers, contexts)
         return cached[1]
 
-    def training_bound(self) -> TrainingBound:
+    def training_bound(self, need_total: bool = True) -> TrainingBound:
         """One power-iteration step per layer; the result is differentiable in the weights.
-        Layer bounds must update their state in place (the contexts are reused)."""
+        Layer bounds must update their state in place (the contexts are reused).
+
+        ``need_total=False`` (the Prop. 2 losses, which read only ``body`` and the head's
+        weight): on a network with a linear head, the head's power-iteration step is skipped
+        (its vector is not advanced) and ``total`` is None; without a head ``total`` is
+        computed as usual."""
         contexts = self._training_contexts()
 
         def layer_bound(step: Step) -> Any:
             ctx = contexts[step.node]
             return 1.0 if ctx is None else step.bound.train(step.target, ctx)
 
-        bounds, body = self.propagate(layer_bound)
+        skip_head = not need_total and self.head is not None
+        bounds, body = self.propagate(layer_bound, stop_at_head=skip_head)
         head = self._head_module()
         return TrainingBound(
-            torch.as_tensor(bounds[self.output]),
+            None if skip_head else torch.as_tensor(bounds[self.output]),
             body if body is None else torch.as_tensor(body),
             None if head is None else head.weight,
         )

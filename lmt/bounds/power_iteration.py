@@ -55,26 +55,29 @@ def training_step(
     sigma = torch.linalg.vector_norm(y)
     with torch.no_grad():
         u_next = adjoint(y.detach())
-        # max|u_next| (the ∞-norm propagates NaN): healthy iff 0 < max < inf.
-        largest = torch.linalg.vector_norm(u_next, math.inf)
-        zero, one, inf = _constants(largest)
-        healthy = (largest > zero) & (largest < inf)
-        u_next = torch.where(healthy, u_next, one, out=out)
+        u_next = torch.where(_healthy(u_next), u_next, _one(u_next), out=out)
     return sigma, u_next
 
 
-_CONSTANTS: dict[tuple[torch.dtype, torch.device], tuple[torch.Tensor, ...]] = {}
+def _healthy(x: torch.Tensor) -> torch.Tensor:
+    """0-dim bool: x is nonzero and finite, in three operations and no host synchronisation.
+    s = max|x| (the ∞-norm propagates NaN) is healthy iff 0 < s < inf iff s/s == 1: IEEE
+    division gives exactly 1 for every finite nonzero s (subnormals included) and NaN for
+    0/0, inf/inf and NaN."""
+    largest = torch.linalg.vector_norm(x, math.inf)
+    return torch.eq(largest / largest, _one(largest))
 
 
-def _constants(like: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """0, 1 and inf as 0-dim tensors of ``like``'s dtype and device (a Python number in a
-    comparison is converted to a tensor at every call)."""
+_ONES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _one(like: torch.Tensor) -> torch.Tensor:
+    """1 as a 0-dim tensor of ``like``'s dtype and device, built once (a Python number would
+    be converted to a tensor at every call)."""
     key = (like.dtype, like.device)
-    if key not in _CONSTANTS:
-        _CONSTANTS[key] = tuple(
-            torch.full((), value, dtype=like.dtype, device=like.device) for value in (0.0, 1.0, math.inf)
-        )
-    return _CONSTANTS[key]
+    if key not in _ONES:
+        _ONES[key] = torch.ones((), dtype=like.dtype, device=like.device)
+    return _ONES[key]
 
 
 @dataclass(frozen=True)
