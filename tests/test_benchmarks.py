@@ -64,7 +64,7 @@ def test_out_writes_the_printed_output_under_a_provenance_header(bench_training,
     printed = capsys.readouterr().out
     text = out.read_text()
     header, body = text.split("\n\n", 1)[1].split("\n\n", 1)
-    assert text.startswith("# ") and body == printed  # what was printed, under the header
+    assert text.startswith("# ") and body == "## Results\n\n" + printed  # what was printed, under the header
     for field in ("git revision: ", "torch: " + torch.__version__, "device: cpu", "machine: ", "threads: ",
                   "command: `", "--out", "finished at: ", "wall time: "):
         assert field in header, field
