@@ -369,8 +369,8 @@ def _wall_time_lines(records: Sequence[Record], experiment_dir: Path) -> list[st
         for stage, seconds in seen.values():
             per_stage[stage].append(seconds)
     total = sum(sum(v) for v in per_stage.values())
-    lines = [f"- wall time: {duration(total)} in all, from the {source}", "", "| stage | jobs | wall time |",
-             "|---|---|---|"]
+    lines = [f"- wall time: {duration(total)} summed over the jobs (parallel jobs overlap, so the run took less; "
+             f"see finished), from the {source}", "", "| stage | jobs | wall time |", "|---|---|---|"]
     lines += [f"| {stage} | {len(v)} | {duration(sum(v))} |" for stage, v in sorted(per_stage.items())]
     return lines
 

@@ -85,7 +85,7 @@ def test_publish_writes_provenance_tables_and_figures(tmp_path) -> None:
     assert "AMD EPYC 7763, 16 cores, Linux 6.1 x86_64" in text and "device(s): cpu, cuda:0 (NVIDIA H200)" in text
     assert "torch 2.14.1" in text and "2026-12-01T10:00:00+0000" in text
     # 600.5 + 30 + 66 (runs) + 2.0 (the aggregate stage's two records, counted once)
-    assert f"wall time: {duration(698.5)} in all" in text and "11 min 38 s" in text
+    assert f"wall time: {duration(698.5)} summed over the jobs" in text and "11 min 38 s" in text
     assert "| train | 1 | 600.5 s (10 min 0 s) |" in text and "| report | 1 | 2.0 s |" in text
     assert TABLE1.rstrip("\n") in text  # verbatim, with its note
     assert text.index("### Table 1") < text.index("### Summary")
@@ -109,13 +109,13 @@ def test_publish_reads_what_the_stages_write(tmp_path) -> None:
     publish(tmp_path / "results", out=tmp_path / "out", allow_dirty=True)  # this checkout may be dirty
     text = (tmp_path / "out" / "real" / "real.md").read_text()
     assert "| lmt      | 91.3 %  |" in text and "A note." in text
-    assert f"- machine: {machine()}\n" in text and "wall time: 1.2 s in all" in text
+    assert f"- machine: {machine()}\n" in text and "wall time: 1.2 s summed over the jobs" in text
 
 
 def test_publish_prefers_the_snakemake_benchmarks_for_wall_time(tmp_path) -> None:
     publish(make_results(tmp_path / "results", benchmarks=True), out=tmp_path / "out")
     text = (tmp_path / "out" / "demo" / "demo.md").read_text()
-    assert f"wall time: {duration(613.75)} in all, from the Snakemake benchmarks" in text
+    assert f"wall time: {duration(613.75)} summed over the jobs" in text and "from the Snakemake benchmarks" in text
     assert "| train | 1 | 610.2 s (10 min 10 s) |" in text and "| aggregate | 1 | 3.5 s |" in text
 
 

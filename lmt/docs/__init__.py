@@ -8,7 +8,9 @@ generated: NAME`` markers (:mod:`lmt.docs.blocks`) in
 * ``lmt/schemas/config.schema.yaml``: ``attack-patterns`` (which ``$defs`` entry checks an
   attack label), ``attack-budgets`` (``$defs.attack_NAME``) and ``smoothing-settings``
   (``certify.smoothing``, from :class:`lmt.smoothing.SmoothingSettings`);
-* ``README.md``: ``training-methods``, ``attack-budgets`` and ``smoothing-settings`` (tables).
+* ``README.md``: ``training-methods``, ``attack-budgets`` and ``smoothing-settings`` (tables),
+  and the ``results-*`` blocks: sections of the published results under ``docs/results/``
+  (:mod:`lmt.docs.results`), so the README's numbers are copies of files that commands wrote.
 
 ``tests/test_docs.py`` fails when a committed copy differs from what the command writes.
 """
@@ -20,7 +22,7 @@ from typing import Callable
 
 import yaml
 
-from lmt.docs import readme, schema
+from lmt.docs import readme, results, schema
 from lmt.docs.blocks import comment_of, replace_block
 from lmt.docs.parameters import REPO
 
@@ -34,7 +36,9 @@ BLOCKS: dict[Path, dict[str, Callable[[], str]]] = {
         "smoothing-settings": lambda: schema.to_yaml(schema.smoothing_schema()),
     },
     README: {"training-methods": readme.methods_table, "attack-budgets": readme.attack_budget_table,
-             "smoothing-settings": readme.smoothing_table},
+             "smoothing-settings": readme.smoothing_table,
+             **{name: (lambda path=path, heading=heading: results.section(path, heading))
+                for name, (path, heading) in results.RESULT_SECTIONS.items()}},
 }
 
 

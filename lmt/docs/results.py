@@ -15,7 +15,8 @@ RESULT_SECTIONS: dict[str, tuple[str, str]] = {
     "results-default-table1": ("docs/results/config/default.md", "Table 1"),
     "results-default-chain": ("docs/results/config/default.md", "Inequality chain"),
     "results-default-published": ("docs/results/config/default.md", "Published numbers beside ours"),
-    "results-training-steps": ("docs/results/benchmarks/training_steps_cpu.md", "Results"),
+    "results-training-steps-wk": ("docs/results/benchmarks/training_steps_wk_cpu.md", "Results"),
+    "results-training-steps-wrn": ("docs/results/benchmarks/training_steps_wrn_cpu.md", "Results"),
     "results-training-ops": ("docs/results/benchmarks/training_ops.md", "Results"),
 }
 
@@ -23,7 +24,8 @@ RESULT_SECTIONS: dict[str, tuple[str, str]] = {
 def section(path: str | Path, heading: str) -> str:
     """The body of the section headed ``heading`` (any level) of the Markdown file ``path``,
     up to the next heading of the same or a higher level, without the ``tables/…md:`` line that
-    publish puts before a table; a missing file or heading is an error naming it."""
+    publish puts before a table (of a Provenance section only its bullet lines); a missing file
+    or heading is an error naming it."""
     file = REPO / path
     if not file.exists():
         raise ValueError(f"{path}: no such results file (publish the run, or run the benchmark with --out)")
@@ -39,5 +41,12 @@ def section(path: str | Path, heading: str) -> str:
             break
         body.append(line)
     body = [line for line in body if not re.fullmatch(r"`tables/\w+\.md`:", line)]
+    if heading == "Provenance":  # its bullet lines; the resolved settings and stage table stay in the file
+        fenced, bullets = False, []
+        for line in body:
+            fenced ^= line.startswith("```")
+            if not fenced and line.startswith("- "):
+                bullets.append(line)
+        body = bullets
     text = "\n".join(body).strip("\n")
     return f"From [`{path}`]({path}):\n\n{text}\n"
