@@ -75,10 +75,12 @@ def test_missing_config_file(tmp_path) -> None:
 
 
 def test_schema_defaults_match_the_default_config_file() -> None:
-    """Apart from its methods and the published numbers it compares with, the default file only
-    restates defaults, so the schema is the one source of truth."""
+    """Apart from its methods, seeds, attacks (which, on how many examples) and the published
+    numbers it compares with, the default file only restates defaults, so the schema is the one
+    source of truth."""
     with open(REPO / "config" / "config.yaml") as f:
         raw = yaml.safe_load(f)
     default = validate_config(raw)["experiments"]["default"]
-    own = {"methods": raw["methods"], "report": {"published": raw["report"]["published"]}}
+    own = {"methods": raw["methods"], "seeds": raw["seeds"], "report": {"published": raw["report"]["published"]},
+           "attack": {"n_examples": raw["attack"]["n_examples"], "attacks": raw["attack"]["attacks"]}}
     assert default == validate_config(own)["experiments"]["default"]
