@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine (Python ≥ 3.11 with venv); a third looks at the report:
 #   make reproduce   set up .venv, run the workflow on config/config.yaml, build results/report.html
 #   make test        set up .venv, then run the test suite
+#   make publish     docs/results/config/ from results/ (a clean checkout's run), then the README's
+#                    generated results blocks (python -m lmt.docs)
 #   make check-report  open results/report.html in a headless Chromium (apt-get install chromium
 #                    chromium-driver), fail on a JavaScript error or a broken figure, save screenshots
 PYTHON ?= python3
@@ -9,7 +11,7 @@ CORES ?= all
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test check-report install dry-run clean
+.PHONY: reproduce test check-report install dry-run publish clean
 
 install: $(STAMP)
 
@@ -26,6 +28,10 @@ reproduce: $(STAMP)
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n --workflow-profile workflow/profiles/default
+
+publish: $(STAMP)
+	$(BIN)/lmt-bench publish results --config config/config.yaml
+	$(BIN)/python -m lmt.docs
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
