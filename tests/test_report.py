@@ -191,6 +191,19 @@ def test_published_numbers_are_only_the_verified_ones() -> None:
     assert {n.published_set for n in PUBLISHED} == set(PUBLISHED_SETS.list())
 
 
+def test_the_modern_mnist_anchors_compare_gloro_and_lmt_at_1_58() -> None:
+    """config/modern_mnist.yaml's anchors: GloRo's 62.8 % (its own network) and BCP's LMT 40.55 %
+    certified at 1.58, each beside our method of the same name, with its source."""
+    numbers = {(n.method, n.metric): n for n in published_numbers("modern_mnist")}
+    assert numbers[("gloro", "certified_accuracy@1.58")].value == 62.8
+    assert numbers[("lmt", "certified_accuracy@1.58")].value == 40.55
+    assert "ICML 2021" in numbers[("gloro", "certified_accuracy@1.58")].source
+    summary = pd.DataFrame({"method": ["gloro"], "n_seeds": [1], "certified_accuracy@1.58": [0.5]})
+    table = comparison_table("modern_mnist", summary, pd.DataFrame(columns=["method", "ratio", "median"]))
+    assert table.set_index("method").loc["gloro", "ours"] == pytest.approx(50.0)
+    assert (table.loc[table["method"] == "lmt", "our_seeds"] == 0).all()  # not run here
+
+
 def test_chain_figure_ratios_have_the_table_medians() -> None:
     examples = _examples([0.5, 1.0, 0.0, 2.0], [3.0, 4.0, 0.0, INF])
     ratios = per_example_ratios(examples)

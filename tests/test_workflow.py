@@ -85,7 +85,8 @@ def test_modern_mnist_config_plans_lmt_gloro_and_the_one_lipschitz_networks(tmp_
     )
     assert result.returncode == 0, result.stderr + result.stdout
     out = result.stdout + result.stderr
-    _assert_planned(out, [("train", 10), ("certify", 10), ("attack", 30), ("merge_examples", 10), ("aggregate", 5)])
+    _assert_planned(out, [("train", 10), ("certify", 10), ("attack", 30), ("merge_examples", 10), ("aggregate", 5),
+                          ("published_comparison", 5)])  # GloRo's 62.8 % and BCP's LMT beside each
     for experiment in ("mnist_lmt_gloro", "mnist_aol", "mnist_sll", "mnist_cpl", "mnist_cayley"):
         assert f"results/{experiment}/tables/table1.tex" in out
     assert "results/mnist_aol/runs/offset_ce/seed0/model.pt" in out
