@@ -92,6 +92,27 @@ def test_modern_mnist_config_plans_lmt_gloro_and_the_one_lipschitz_networks(tmp_
     assert "results/mnist_aol/runs/offset_ce/seed0/model.pt" in out
 
 
+def test_cifar10_config_plans_lmt_gloro_and_the_one_lipschitz_convnets(tmp_path) -> None:
+    """config/cifar10.yaml: WRN-16-4 (weight decay, LMT, GloRo) and the AOL, SLL and CPL
+    ConvNet-S (offset cross-entropy, GloRo), 3 seeds, 5 attacks each, at 36/72/108/255 /255."""
+    import os
+
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "lmt_bench_baselines").symlink_to(REPO / "baselines", target_is_directory=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim), str(REPO), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run(
+        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "-n", "--configfile", str(REPO / "config/cifar10.yaml"),
+         "--directory", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900, env=env,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout + result.stderr
+    _assert_planned(out, [("train", 27), ("certify", 27), ("attack", 135), ("aggregate", 4)])
+    for experiment in ("cifar10_wrn", "cifar10_aol", "cifar10_sll", "cifar10_cpl"):
+        assert f"results/{experiment}/tables/table1.tex" in out
+    assert "results/cifar10_sll/runs/gloro/seed2/model.pt" in out
+
+
 def test_a_sweep_plans_one_run_per_value_and_the_tradeoff_outputs(tmp_path) -> None:
     """`lmt: {c: [1, 2, 4, 8]}`: four tagged LMT runs per seed, and the trade-off table and
     figure for the swept experiment only."""
