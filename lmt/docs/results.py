@@ -19,6 +19,7 @@ RESULT_SECTIONS: dict[str, tuple[str, str]] = {
     "results-mnist-full-table1": ("docs/results/mnist_full/mnist_wk_full.md", "Table 1"),
     "results-mnist-full-chain": ("docs/results/mnist_full/mnist_wk_full.md", "Inequality chain"),
     "results-mnist-full-published": ("docs/results/mnist_full/mnist_wk_full.md", "Published numbers beside ours"),
+    "results-mnist-sweep-tradeoff": ("docs/results/mnist_full/mnist_lmt_c.md", "Trade-off of a sweep"),
     "results-training-steps-wk": ("docs/results/benchmarks/training_steps_wk_cpu.md", "Results"),
     "results-training-steps-wrn": ("docs/results/benchmarks/training_steps_wrn_cpu.md", "Results"),
     "results-training-ops": ("docs/results/benchmarks/training_ops.md", "Results"),
