@@ -212,7 +212,11 @@ def attacked_rows(frame: pd.DataFrame) -> pd.Series:
     row (a table from before the column existed attacked every example)."""
     if "attacked" not in frame:
         return pd.Series(True, index=frame.index)
-    return frame["attacked"].astype(str).str.lower().isin(["true", "1", "1.0"])
+    attacked = _as_bool(frame["attacked"])
+    if attacked is None:
+        raise SoundnessError("column 'attacked' holds values other than true/false, so which examples were "
+                             "attacked is unknown")
+    return attacked
 
 
 def check_soundness(frame: pd.DataFrame, run_label: str) -> None:

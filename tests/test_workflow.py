@@ -69,10 +69,10 @@ def test_paper_config_plans_the_paper_dag_alone(tmp_path) -> None:
     assert "results/default/" not in out and "results/proxy_wrn/" not in out
 
 
-def test_modern_mnist_config_plans_lmt_gloro_and_the_one_lipschitz_networks(tmp_path) -> None:
-    """config/modern_mnist.yaml: LMT and GloRo on the W&K CNN, offset cross-entropy and GloRo on
-    each 1-Lipschitz network (5 experiments, 10 runs, 3 attacks each). The subprocess imports
-    this checkout's baselines/ (offset_ce), whatever checkout the environment was installed from."""
+def _dry_run_with_baselines(tmp_path: Path, config: str) -> str:
+    """``snakemake -n`` of ``config`` (relative to the repository), its output; the subprocess
+    imports this checkout's baselines/ (offset_ce), whatever checkout the environment was
+    installed from."""
     import os
 
     shim = tmp_path / "shim"
@@ -80,11 +80,17 @@ def test_modern_mnist_config_plans_lmt_gloro_and_the_one_lipschitz_networks(tmp_
     (shim / "lmt_bench_baselines").symlink_to(REPO / "baselines", target_is_directory=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim), str(REPO), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run(
-        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "-n", "--configfile", str(REPO / "config/modern_mnist.yaml"),
+        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "-n", "--configfile", str(REPO / config),
          "--directory", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900, env=env,
     )
     assert result.returncode == 0, result.stderr + result.stdout
-    out = result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_modern_mnist_config_plans_lmt_gloro_and_the_one_lipschitz_networks(tmp_path) -> None:
+    """config/modern_mnist.yaml: LMT and GloRo on the W&K CNN, offset cross-entropy and GloRo on
+    each 1-Lipschitz network (5 experiments, 10 runs, 3 attacks each)."""
+    out = _dry_run_with_baselines(tmp_path, "config/modern_mnist.yaml")
     _assert_planned(out, [("train", 10), ("certify", 10), ("attack", 30), ("merge_examples", 10), ("aggregate", 5),
                           ("published_comparison", 5)])  # GloRo's 62.8 % and BCP's LMT beside each
     for experiment in ("mnist_lmt_gloro", "mnist_aol", "mnist_sll", "mnist_cpl", "mnist_cayley"):
@@ -95,18 +101,7 @@ def test_modern_mnist_config_plans_lmt_gloro_and_the_one_lipschitz_networks(tmp_
 def test_cifar10_config_plans_lmt_gloro_and_the_one_lipschitz_convnets(tmp_path) -> None:
     """config/cifar10.yaml: WRN-16-4 (weight decay, LMT, GloRo) and the AOL, SLL and CPL
     ConvNet-S (offset cross-entropy, GloRo), 3 seeds, 5 attacks each, at 36/72/108/255 /255."""
-    import os
-
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "lmt_bench_baselines").symlink_to(REPO / "baselines", target_is_directory=True)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim), str(REPO), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run(
-        [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "-n", "--configfile", str(REPO / "config/cifar10.yaml"),
-         "--directory", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900, env=env,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
-    out = result.stdout + result.stderr
+    out = _dry_run_with_baselines(tmp_path, "config/cifar10.yaml")
     _assert_planned(out, [("train", 27), ("certify", 27), ("attack", 135), ("aggregate", 4)])
     for experiment in ("cifar10_wrn", "cifar10_aol", "cifar10_sll", "cifar10_cpl"):
         assert f"results/{experiment}/tables/table1.tex" in out
