@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from lmt.io import atomic_path
+from lmt.io import atomic_path, read_json
 
 OUT = "docs/results"
 MAX_FIGURE_BYTES = 300_000
@@ -201,7 +201,7 @@ def provenance_records(experiment_dir: Path) -> list[Record]:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return read_json(path)
     except json.JSONDecodeError as err:
         raise PublishError(f"{path} is not valid JSON: {err}") from err
 
