@@ -173,12 +173,14 @@ def torchvision_cifar10(data: Mapping[str, Any]) -> Dataset:
 
 def load_dataset(data: Mapping[str, Any]) -> Dataset:
     """Build the data set a validated ``config['data']`` section names (its first ``n_train``
-    training examples where that is set)."""
+    training and first ``n_test`` test examples where those are set)."""
     dataset = DATASETS.get(data["name"])(data)
-    n_train = data.get("n_train")
+    n_train, n_test = data.get("n_train"), data.get("n_test")
+    train, test = dataset.train, dataset.test
     if n_train is not None:
-        dataset = Dataset(
-            dataset.name, Split(dataset.train.x[:n_train], dataset.train.y[:n_train]),
-            dataset.test, dataset.num_classes,
-        )
-    return dataset
+        train = Split(train.x[:n_train], train.y[:n_train])
+    if n_test is not None:
+        test = Split(test.x[:n_test], test.y[:n_test])
+    if train is dataset.train and test is dataset.test:
+        return dataset
+    return Dataset(dataset.name, train, test, dataset.num_classes)

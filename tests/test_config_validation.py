@@ -41,6 +41,7 @@ NEWLY_REJECTED = [
     ("training: {epochs: 2.0}", "training.epochs"),
     ("chain: {n_noise: 1.0}", "chain.n_noise"),
     ("data: {n_train: 100.0}", "data.n_train"),
+    ("data: {n_test: 0}", "data.n_test"),
     ("certify: {n_iter: 5000.0}", "certify.n_iter"),
     ("attack: {attacks: {pgd: {steps: 3.0}}}", "attack.attacks.pgd.steps"),
     ("methods: {pgd_adv: {steps: 2.5}}", "methods.pgd_adv.steps"),

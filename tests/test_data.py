@@ -39,3 +39,19 @@ def test_embedded_digits_are_exactly_mlxtends() -> None:
     reference_pixels, reference_labels = mnist_data()
     assert pixels.dtype == reference_pixels.dtype and labels.dtype == reference_labels.dtype
     assert np.array_equal(pixels, reference_pixels) and np.array_equal(labels, reference_labels)
+
+
+def test_n_train_and_n_test_keep_the_first_examples_of_each_split() -> None:
+    """``data.n_test`` evaluates a prefix of the test split (randomized smoothing's budget);
+    without it, nothing is cut (and the key is absent from resolved configs, so adding the
+    option changed no existing run's settings)."""
+    from lmt.config import validate_config
+
+    data = validate_config({})["data"]
+    assert "n_test" not in data
+    full = load_dataset(data)
+    cut = load_dataset({**data, "n_train": 300, "n_test": 50})
+    assert torch.equal(cut.train.x, full.train.x[:300]) and torch.equal(cut.train.y, full.train.y[:300])
+    assert torch.equal(cut.test.x, full.test.x[:50]) and torch.equal(cut.test.y, full.test.y[:50])
+    assert load_dataset({**data, "n_test": None}) is not None
+    assert torch.equal(load_dataset({**data, "n_test": None}).test.x, full.test.x)

@@ -163,3 +163,31 @@ def test_readme_guide_toy_method_trains_and_certifies(tmp_path, monkeypatch) -> 
 def test_missing_plugin_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="plugins.*no_such_module"):
         validate_config({"plugins": ["no_such_module"]})
+
+
+def test_gaussian_noise_trains_on_fresh_noise_from_the_checkpointed_generator() -> None:
+    """Cohen et al.'s base-classifier training: cross-entropy on x + σ·ε with a fresh ε at every
+    call, drawn from torch's global generator (which checkpoints save, so a resumed run draws
+    the same noise); σ must be positive."""
+    from lmt.methods import StepContext
+    from lmt.models import create_model
+    from lmt.bounds import NetworkBound
+    from lmt.params import ParamError
+
+    torch.manual_seed(0)
+    model = create_model("wong_kolter_mnist")
+    ctx = StepContext(model, NetworkBound(model, (1, 28, 28)), 0.0)
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    method = create_method("gaussian_noise", {"sigma": 0.5})
+    torch.manual_seed(1)
+    first, logits = method.loss(ctx, x, y)
+    second, _ = method.loss(ctx, x, y)
+    assert not torch.equal(first, second), "the noise must be fresh at every step"
+    torch.manual_seed(1)
+    again, logits_again = method.loss(ctx, x, y)
+    assert torch.equal(first, again) and torch.equal(logits, logits_again)
+    torch.manual_seed(1)
+    noise = 0.5 * torch.randn_like(x)
+    assert torch.equal(logits, model(x + noise))
+    with pytest.raises(ParamError):
+        create_method("gaussian_noise", {"sigma": 0.0})
