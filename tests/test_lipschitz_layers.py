@@ -216,3 +216,12 @@ def test_offset_cross_entropy_is_aols_loss() -> None:
     gloro = create_method("gloro", {"eps": 0.3})
     loss, _ = gloro.loss(StepContext(model, network, 0.0), x, y)  # Prop. 1 pairs without a head
     assert torch.isfinite(loss)
+
+
+def test_offset_cross_entropy_defaults_are_1_lipschitz_layers_compared_s() -> None:
+    """Their CIFAR-10 runs set LipCrossEntropyLoss(margin=0.3993, temperature=0.25): the margin
+    √2·ε at ε = 2·36/255 (baselines/offset_ce.py cites the files)."""
+    from lmt.methods import create_method
+
+    params = create_method("offset_ce", {}).params
+    assert round(math.sqrt(2) * params.eps, 4) == 0.3993 and params.temperature == 0.25
