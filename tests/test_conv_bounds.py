@@ -255,3 +255,28 @@ def test_im2col_training_step_matches_the_convolution(shape: tuple[int, ...], mo
         results.append((sigma.detach(), u, conv.weight.grad, bn.weight.grad, x.grad))
     for fast, reference in zip(*results):
         torch.testing.assert_close(fast, reference)
+
+
+@pytest.mark.parametrize(("conv", "shape"), [
+    (nn.Conv2d(16, 32, 4, stride=2, padding=1), (16, 14, 14)),  # stride 2 on an even input
+    (nn.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2, groups=2), (4, 11, 12)),
+    (nn.Conv2d(3, 5, (3, 2), stride=(1, 2), padding=(1, 0)), (3, 7, 9)),
+])
+def test_the_certify_power_iteration_with_the_explicit_adjoint_is_autograds_bitwise(conv, shape) -> None:
+    """conv2d_input is the kernel autograd's vector–Jacobian product calls, so the comparison
+    bounds (thm1_2, estimate) are unchanged, bit for bit, while A is not re-run for Aᵀ."""
+    from lmt.bounds.conv import Conv2dBound
+    from lmt.bounds.power_iteration import certified_operator_norm
+
+    torch.manual_seed(0)
+    conv = conv.double()
+    settings = CertifySettings(n_iter=200, n_starts=6, seed=3)
+    ctx = BoundContext("certify", "conv", shape, settings=settings)
+    bound = Conv2dBound()
+    adjoint = bound.certify_adjoint(conv, ctx)
+    assert adjoint is not None
+    with_autograd = certified_operator_norm(bound.linear_map(conv, ctx, detach=True), shape, 200, 6, 3,
+                                            torch.device("cpu"))
+    assert bound.power_iteration(conv, ctx) == with_autograd
+    circular = nn.Conv2d(3, 5, 3, padding=1, padding_mode="circular").double()
+    assert bound.certify_adjoint(circular, BoundContext("certify", "conv", (3, 6, 6), settings=settings)) is None

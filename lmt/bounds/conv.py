@@ -220,6 +220,19 @@ class Conv2dBound(LinearOperatorBound):
     def parameters(self, module: Any) -> list[torch.Tensor]:
         return [self.conv(module).weight]
 
+    def certify_adjoint(self, module: Any, ctx: BoundContext) -> LinearMap | None:
+        """Zero padding: the convolution's input gradient (``conv2d_input``, told the input
+        size, so exact for strided layers), the same kernel autograd's vector–Jacobian product
+        calls, without re-running the convolution; other padding modes: autograd's."""
+        conv = self.conv(module)
+        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            return None
+        weight = self.weight(module, ctx, detach=True)
+        input_size = (ctx.settings.n_starts, *ctx.input_shape)
+        return lambda y: torch.nn.grad.conv2d_input(
+            input_size, weight, y, conv.stride, conv.padding, conv.dilation, conv.groups
+        )
+
     def certify(self, module: Any, ctx: BoundContext) -> LayerCertificate:
         if ctx.settings.conv_method == "power_iteration":
             return super().certify(module, ctx)

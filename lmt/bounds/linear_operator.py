@@ -54,12 +54,17 @@ class LinearOperatorBound(LayerBound):
         sigma, _ = training_step(forward, adjoint, u, out=u)  # u_next written in place
         return sigma
 
+    def certify_adjoint(self, module: Any, ctx: BoundContext) -> LinearMap | None:
+        """An explicit Aᵀ (float64, detached) for the certification power iteration's batch of
+        ``n_starts`` vectors, or None for autograd's vector–Jacobian product."""
+        return None
+
     def power_iteration(self, module: Any, ctx: BoundContext) -> PowerIteration:
         """The certification-mode power iteration (float64, Thm 2 error term)."""
         s = ctx.settings
         return certified_operator_norm(
             self.linear_map(module, ctx, detach=True), ctx.input_shape, s.n_iter, s.n_starts,
-            s.seed, self.device(module),
+            s.seed, self.device(module), adjoint=self.certify_adjoint(module, ctx),
         )
 
     def device(self, module: Any) -> torch.device:
