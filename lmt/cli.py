@@ -76,6 +76,12 @@ def _publish(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _overview(args: argparse.Namespace) -> None:
+    from lmt.overview import write_overview
+
+    print(write_overview(args.results_dir, args.config, args.radius, args.out, args.experiment, args.allow_dirty))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lmt-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--allow-dirty", action="store_true",
                      help="publish a run from a dirty or mixed revision (the file says so)")
     pub.set_defaults(func=_publish)
+    ovw = sub.add_parser("overview", help="one table across a config's experiments at one radius, with the "
+                                          "published anchors, from a run's results")
+    ovw.add_argument("results_dir", metavar="RESULTS_DIR", help="the workflow's results directory (results/)")
+    ovw.add_argument("--config", required=True, help="the config file of the run (networks, published set)")
+    ovw.add_argument("--radius", type=float, required=True, help="an L2 radius of the config's report.radii")
+    ovw.add_argument("--out", required=True, help="the Markdown file to write")
+    ovw.add_argument("--experiment", action="append", help="only this experiment (repeatable; default: all)")
+    ovw.add_argument("--allow-dirty", action="store_true",
+                     help="accept a run from a dirty or mixed revision (the file says so)")
+    ovw.set_defaults(func=_overview)
     args = parser.parse_args(argv)
     try:
         args.func(args)

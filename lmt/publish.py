@@ -84,7 +84,7 @@ def publish(
         if not found:
             raise PublishError(f"no experiment with a tables/ directory in {results_dir}")
         selected = found
-    settings = _load_settings(config, selected) if config is not None else {}
+    settings = load_settings(config, selected) if config is not None else {}
     pages: dict[Path, bytes] = {}
     figure_folders = []
     for experiment in selected:  # every experiment is checked before any file is written
@@ -109,9 +109,9 @@ def render_experiment(
     records = provenance_records(experiment_dir)
     if not records:
         raise PublishError(f"missing provenance: no *.provenance.json under {experiment_dir}")
-    revision_lines = _revisions(records, experiment_dir, allow_dirty)
+    revision_lines = revision_lines_of(records, experiment_dir, allow_dirty)
     if settings is not None:
-        _check_settings(settings, records, experiment_dir)
+        check_settings(settings, records, experiment_dir)
     figures, figure_lines = _figures(experiment_dir, experiment)
     lines = [
         f"# Results: `{experiment}`",
@@ -123,7 +123,7 @@ def render_experiment(
         "",
         *revision_lines,
         *_config_lines(config, settings, experiment),
-        f"- machine: {_machine(records)}",
+        f"- machine: {machine_of(records)}",
         f"- device(s): {', '.join(sorted({str(r.data.get('device', 'unknown')) for r in records}))}",
         f"- python: {_distinct(r.data.get('python') for r in records)}; "
         f"packages: {_packages(records)}",
@@ -206,7 +206,7 @@ def _read_json(path: Path) -> Any:
         raise PublishError(f"{path} is not valid JSON: {err}") from err
 
 
-def _revisions(records: Sequence[Record], experiment_dir: Path, allow_dirty: bool) -> list[str]:
+def revision_lines_of(records: Sequence[Record], experiment_dir: Path, allow_dirty: bool) -> list[str]:
     """The header's revision lines; refuses dirty, unknown or mixed revisions unless allowed."""
     revisions = sorted({str(r.data["git_revision"]) for r in records})
     dirty = [r for r in revisions if r.endswith(DIRTY) or r == "unknown"]
@@ -229,7 +229,7 @@ def _revisions(records: Sequence[Record], experiment_dir: Path, allow_dirty: boo
     return lines
 
 
-def _load_settings(config: str | Path, experiments: Iterable[str]) -> dict[str, dict[str, Any]]:
+def load_settings(config: str | Path, experiments: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The resolved (validated, defaults filled) settings of each experiment of ``config``."""
     from lmt.config import ConfigError, load_config
 
@@ -243,7 +243,7 @@ def _load_settings(config: str | Path, experiments: Iterable[str]) -> dict[str, 
     return {e: resolved[e] for e in experiments}
 
 
-def _check_settings(settings: dict[str, Any], records: Sequence[Record], experiment_dir: Path) -> None:
+def check_settings(settings: dict[str, Any], records: Sequence[Record], experiment_dir: Path) -> None:
     """Refuse a config that is not the run's: Table 1's record must hold the settings that the
     config gives the aggregate stage."""
     from lmt import stage_config
@@ -291,7 +291,7 @@ def _distinct(values: Iterable[Any]) -> str:
     return ", ".join(found) if found else "not recorded"
 
 
-def _machine(records: Sequence[Record]) -> str:
+def machine_of(records: Sequence[Record]) -> str:
     """The machine(s) the records name. Records written before provenance held the machine
     name none: then the publishing machine is named, and said to be that."""
     recorded = _distinct(r.data.get("machine") for r in records)
