@@ -105,6 +105,30 @@ def create_method(label: str, params: dict[str, Any] | None = None) -> Method:
     return cls(parsed)
 
 
+def check_warmup(name: str, value: float, start_name: str, start: float | None, epochs: float) -> None:
+    """A linear warm-up of a method parameter from ``start`` to ``value`` over ``epochs``: both
+    given or neither, and rising (ParamError naming the parameter otherwise)."""
+    if epochs > 0 and start is None:
+        raise ParamError("warmup_epochs", f"needs '{start_name}', the {name} the warm-up starts from")
+    if start is None:
+        return
+    if epochs == 0:
+        raise ParamError(start_name, "needs 'warmup_epochs' > 0 (without a warm-up it is ignored)")
+    if not 0 < value or start > value:
+        raise ParamError(
+            start_name, f"must be ≤ {name}, with {name} > 0 (the warm-up rises from {start_name} to {name}), "
+            f"got {start_name}={start!r}, {name}={value!r}",
+        )
+
+
+def warmed_up(value: float, start: float | None, epochs: float, epoch: float) -> float:
+    """The parameter after ``epoch`` (fractional) epochs: linear from ``start`` to ``value`` over
+    ``epochs``, then ``value``; ``value`` throughout without a warm-up (``start`` None)."""
+    if start is None or epochs <= 0 or epoch >= epochs:
+        return value
+    return start + (value - start) * epoch / epochs
+
+
 @register_method("lmt")
 class LMT(Method):
     """Lipschitz-margin training: cross-entropy on logits shifted by c times the Lipschitz margin."""
@@ -121,24 +145,11 @@ class LMT(Method):
 
         def __post_init__(self) -> None:
             super().__post_init__()
-            if self.warmup_epochs > 0 and self.c_start is None:
-                raise ParamError("warmup_epochs", "needs 'c_start', the c the warm-up starts from")
-            if self.c_start is None:
-                return
-            if self.warmup_epochs == 0:
-                raise ParamError("c_start", "needs 'warmup_epochs' > 0 (without a warm-up it is ignored)")
-            if not 0 < self.c or self.c_start > self.c:
-                raise ParamError(
-                    "c_start", "must be ≤ c, with c > 0 (the warm-up rises from c_start to c), "
-                    f"got c_start={self.c_start!r}, c={self.c!r}",
-                )
+            check_warmup("c", self.c, "c_start", self.c_start, self.warmup_epochs)
 
     def c_at(self, epoch: float) -> float:
         """c after ``epoch`` (fractional) epochs of training."""
-        p = self.params
-        if p.c_start is None or p.warmup_epochs <= 0 or epoch >= p.warmup_epochs:
-            return p.c
-        return p.c_start + (p.c - p.c_start) * epoch / p.warmup_epochs
+        return warmed_up(self.params.c, self.params.c_start, self.params.warmup_epochs, epoch)
 
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = ctx.model(x)

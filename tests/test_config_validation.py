@@ -60,6 +60,8 @@ NEWLY_REJECTED = [
     ("methods: {lmt: {c: 1.0, c_start: 2.0, warmup_epochs: 1}}", "methods.lmt.c_start"),
     ("methods: {lmt: {c: 1.0, c_start: 0.1}}", "methods.lmt.c_start"),  # no warm-up: ignored
     ("methods: {lmt: {c: 0.0, c_start: 0.0, warmup_epochs: 1}}", "methods.lmt.c_start"),
+    ("methods: {gloro: {eps: 1.0, eps_start: 2.0, warmup_epochs: 1}}", "methods.gloro.eps_start"),
+    ("methods: {gloro: {eps: 1.0, warmup_epochs: 1}}", "methods.gloro.warmup_epochs"),  # from what?
     ("methods: {cw_adv: {steps: 0}}", "methods.cw_adv.steps"),
     ("methods: {cw_adv: {stepsize: -0.1}}", "methods.cw_adv.stepsize"),
     ("methods: {pgd_adv: {rel_stepsize: 0}}", "methods.pgd_adv.rel_stepsize"),

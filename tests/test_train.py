@@ -69,6 +69,32 @@ def test_lmt_c_warms_up_linearly_per_iteration() -> None:
         create_method("lmt", {"c": 1.0, "warmup_epochs": 5})
 
 
+def test_gloro_eps_warms_up_linearly_and_the_loss_uses_the_warmed_up_eps() -> None:
+    """GloRo's own training ramps ε; at fractional epoch e the loss is that of the fixed-ε
+    method at eps_at(e)."""
+    from lmt.bounds import NetworkBound
+    from lmt.methods import StepContext, create_method
+    from lmt.models import create_model
+
+    gloro = create_method("gloro", {"eps": 1.58, "eps_start": 0.0, "warmup_epochs": 4})
+    assert gloro.eps_at(0.0) == 0.0 and gloro.eps_at(1.0) == pytest.approx(0.395)
+    assert gloro.eps_at(4.0) == gloro.eps_at(9.0) == 1.58
+    assert gloro.log_values(StepContext(None, None, 2.0)) == {"eps": pytest.approx(0.79)}
+    torch.manual_seed(0)
+    model = create_model("wong_kolter_mnist")
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    losses = []
+    for epoch in (0.0, 1.0, 6.0):
+        fixed = create_method("gloro", {"eps": gloro.eps_at(epoch)})
+        pair = []
+        for method in (gloro, fixed):
+            torch.manual_seed(1)  # the same power-iteration start vectors
+            pair.append(method.loss(StepContext(model, NetworkBound(model, (1, 28, 28)), epoch), x, y)[0])
+        assert torch.equal(pair[0], pair[1])
+        losses.append(pair[0].item())
+    assert losses[0] < losses[1] < losses[2]  # a larger ε pushes harder
+
+
 @pytest.mark.slow
 def test_sgd_schedule_and_log_columns(small: Dataset, tmp_path) -> None:
     settings = TrainSettings(
