@@ -20,9 +20,9 @@ from pathlib import Path
 RESULTS = "results"
 TABLE_FORMATS = ("csv", "md", "tex")
 FIGURE_FORMATS = ("png", "pdf")
-TABLES = ("summary", "attacks", "table1", "inequality_chain", "bound_comparison")
+TABLES = ("summary", "attacks", "table1", "inequality_chain", "bound_comparison", "gap")
 FIGURES = ("accuracy_vs_radius", "bound_comparison", "inequality_chain", "certified_vs_attack",
-           "certified_perturbations")
+           "certified_perturbations", "gap")
 SWEEP_OUTPUTS = ("tradeoff",)  # a table and a figure each, only for an experiment with a sweep
 
 

@@ -44,6 +44,7 @@ TABLES = (
     ("summary", "Summary"),
     ("attacks", "Attacks"),
     ("inequality_chain", "Inequality chain"),
+    ("gap", "Certificate–attack gap"),
     ("bound_comparison", "Bound comparison"),
     ("published", "Published numbers beside ours"),
     ("tradeoff", "Trade-off of a sweep"),

@@ -145,7 +145,7 @@ def attack_columns(frame: pd.DataFrame) -> list[str]:
     return [f"{label}_distance" for label in attack_labels(frame)]
 
 
-def _describe(frame: pd.DataFrame, mask: pd.Series, columns: list[str], what: str) -> str:
+def describe_examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str], what: str) -> str:
     bad = frame.loc[mask, ["example_id", *columns]]
     ids = bad["example_id"].tolist()
     text = f"{len(bad)} example(s) {what}; ids: {ids}\n"
@@ -185,7 +185,7 @@ def smoothing_problems(frame: pd.DataFrame) -> list[str]:
     def flag(mask: pd.Series, what: str) -> None:
         mask = mask.fillna(False).astype(bool) & finite
         if mask.any():
-            problems.append(_describe(frame, mask, [c for c in SMOOTHING_COLUMNS if c in frame], what))
+            problems.append(describe_examples(frame, mask, [c for c in SMOOTHING_COLUMNS if c in frame], what))
 
     flag((p < 0) | (p > 1), "have a smoothing probability bound rs_p_lower outside [0, 1]")
     flag(radius < 0, "have a negative smoothing radius rs_radius")
@@ -234,13 +234,13 @@ def check_soundness(frame: pd.DataFrame, run_label: str) -> None:
     if "attacked" in frame and attacks:
         stray = ~attacked & frame[attacks].notna().any(axis=1)
         if stray.any():
-            problems.append(_describe(frame, stray, ["attacked", *attacks], "have attack distances but are marked not attacked"))
+            problems.append(describe_examples(frame, stray, ["attacked", *attacks], "have attack distances but are marked not attacked"))
     radius = frame["certified_radius"]
     if attacks:
         beaten = radius > frame["min_attack_distance"]
         if beaten.any():
             problems.append(
-                _describe(frame, beaten, ["certified_radius", *attacks, "min_attack"],
+                describe_examples(frame, beaten, ["certified_radius", *attacks, "min_attack"],
                           "have a certified radius larger than an attack distance")
             )
     if "radius_global_grad" in frame:
@@ -248,7 +248,7 @@ def check_soundness(frame: pd.DataFrame, run_label: str) -> None:
         above = radius > grad * (1 + GRADIENT_RTOL)
         if above.any():
             problems.append(
-                _describe(frame, above, ["certified_radius", "radius_global_grad"],
+                describe_examples(frame, above, ["certified_radius", "radius_global_grad"],
                           "have a certified radius larger than margin / (a measured gradient norm), "
                           "so a certified Lipschitz bound is below a gradient norm")
             )

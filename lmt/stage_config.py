@@ -143,6 +143,17 @@ def titled_figure(experiment: Mapping[str, Any]) -> StageConfig:
     return canonical(_pick(experiment, "experiment"))
 
 
+def gap(experiment: Mapping[str, Any]) -> StageConfig:
+    """The certificate–attack gap table and figure: the experiment's name (the figure's title)
+    and, with randomized smoothing on, its σ and α (the note under the table's probabilistic
+    columns states them)."""
+    subset: dict[str, Any] = _pick(experiment, "experiment")
+    smoothed = smoothing_settings(experiment)
+    if smoothed is not None:
+        subset["smoothing"] = {key: smoothed[key] for key in ("sigma", "alpha")}
+    return canonical(subset)
+
+
 def perturbation_figure(experiment: Mapping[str, Any]) -> StageConfig:
     """Fig. 5: the test images (plugins, data), how many per method, the experiment's name."""
     return canonical({

@@ -112,6 +112,19 @@ def test_publish_reads_what_the_stages_write(tmp_path) -> None:
     assert f"- machine: {machine()}\n" in text and "wall time: 1.2 s summed over the jobs" in text
 
 
+def test_publish_puts_the_gap_table_under_its_heading_after_the_chain(tmp_path) -> None:
+    results = make_results(tmp_path / "results")
+    tables = results / "demo" / "tables"
+    for stem, body in (("inequality_chain", "| method | (B)/(A) |\n|:--|:--|\n| lmt | 1.65 |\n"),
+                       ("gap", "| method | median gap |\n|:--|:--|\n| lmt | 0.61 |\n")):
+        (tables / f"{stem}.md").write_text(body)
+        write_json(tables / f"{stem}.provenance.json", _record({"report": {"radii": [0.5]}}, 1.0))
+    publish(results, out=tmp_path / "out")
+    text = (tmp_path / "out" / "demo" / "demo.md").read_text()
+    assert "### Certificate–attack gap\n\n`tables/gap.md`:\n\n| method | median gap |" in text
+    assert text.index("### Summary") < text.index("### Inequality chain") < text.index("### Certificate–attack gap")
+
+
 def test_publish_prefers_the_snakemake_benchmarks_for_wall_time(tmp_path) -> None:
     publish(make_results(tmp_path / "results", benchmarks=True), out=tmp_path / "out")
     text = (tmp_path / "out" / "demo" / "demo.md").read_text()

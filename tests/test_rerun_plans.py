@@ -30,7 +30,7 @@ CONFIG = {
 }
 EXPERIMENT_RULES = {
     "aggregate", "inequality_chain", "bound_comparison", "plot_accuracy_vs_radius", "plot_inequality_chain",
-    "plot_certified_vs_attack", "plot_certified_perturbations",
+    "plot_certified_vs_attack", "plot_certified_perturbations", "gap",
 }
 
 
@@ -74,7 +74,7 @@ def _subsets(config: dict[str, Any]) -> dict[str, str]:
     subsets = {f"train {m}": stage_config.train(experiment, m, 0) for m in experiment["methods"]}
     subsets["attack deepfool"] = stage_config.attack(experiment, "deepfool")
     for name in ("certify", "gradient_bounds", "aggregate", "inequality_chain", "published_comparison",
-                 "accuracy_figure", "chain_figure", "titled_figure", "perturbation_figure"):
+                 "accuracy_figure", "chain_figure", "titled_figure", "perturbation_figure", "gap"):
         subsets[name] = getattr(stage_config, name)(experiment)
     return {job: repr(subset) for job, subset in subsets.items()}
 
@@ -95,8 +95,8 @@ def test_a_setting_changes_only_the_subsets_that_read_it() -> None:
         "train standard", "train lmt", "certify", "attack deepfool", "gradient_bounds"}
 
     # Randomized smoothing has its own job: turning it on (or off) changes no other job's
-    # settings except the summary's, whose note states σ and α; null is off.
-    assert changed(_edited("certify", "smoothing", {"sigma": 0.5, "n": 100})) == {"aggregate"}
+    # settings except the summary's and the gap table's, whose notes state σ and α; null is off.
+    assert changed(_edited("certify", "smoothing", {"sigma": 0.5, "n": 100})) == {"aggregate", "gap"}
     assert changed(_edited("certify", "smoothing", None)) == set()
     on = validate_config(_edited("certify", "smoothing", {"sigma": 0.5}))["experiments"]["rerun"]
     explicit = validate_config(_edited("certify", "smoothing", {"sigma": 0.5, "n0": 100, "alpha": 0.001}))

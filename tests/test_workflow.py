@@ -34,7 +34,7 @@ def test_dry_run_plans_the_default_dag(tmp_path) -> None:
         ("train", 6), ("certify", 6), ("attack", 6 * 2), ("gradient_bounds", 6), ("merge_examples", 6),
         ("aggregate", 1), ("inequality_chain", 1), ("plot_accuracy_vs_radius", 1), ("bound_comparison", 1),
         ("plot_inequality_chain", 1), ("plot_certified_vs_attack", 1), ("plot_certified_perturbations", 1),
-        ("published_comparison", 1),
+        ("gap", 1), ("published_comparison", 1),
     ]
     _assert_planned(out, planned)
 
@@ -48,7 +48,7 @@ def test_dry_run_plans_the_all_methods_dag(tmp_path) -> None:
         ("train", 7), ("certify", 7), ("attack", 3 * 5 + 4), ("gradient_bounds", 7), ("merge_examples", 7),
         ("aggregate", 2), ("inequality_chain", 2), ("plot_accuracy_vs_radius", 2), ("bound_comparison", 2),
         ("plot_inequality_chain", 2), ("plot_certified_vs_attack", 2), ("plot_certified_perturbations", 2),
-        ("published_comparison", 1),  # only the §6.1 experiment compares with published numbers
+        ("gap", 2), ("published_comparison", 1),  # only the §6.1 experiment compares with published numbers
     ]
     _assert_planned(out, planned)
 
@@ -197,7 +197,7 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tiny_run: Path) -> No
     for name in FIGURES:
         assert f"{name}.png" in html, f"figure {name} missing from the HTML report"
     assert html.count("data:image/png") >= len(FIGURES), "every figure is embedded in the report"
-    for name in ("table1", "summary", "published", "inequality_chain", "bound_comparison"):
+    for name in ("table1", "summary", "published", "inequality_chain", "bound_comparison", "gap"):
         assert f"{name}.csv" in html, f"table {name} missing from the HTML report"
     again = _snakemake("--cores", "2", "--configfile", cfg, "--directory", str(tmp_path))
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -26,6 +26,7 @@ from lmt.report.bound_figure import bound_comparison_table, plot_bound_compariso
 from lmt.report.chain_figure import plot_chain_ratios
 from lmt.report.accuracy_figure import plot_accuracy_vs_radius
 from lmt.report.formatting import write_table
+from lmt.report.gap import RS_RADIUS, gap_display, gap_note, gap_table, plot_gap
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
 from lmt.report.published import comparison_display, comparison_table, published_numbers
 from lmt.report.scatter_figure import plot_certified_vs_attack
@@ -190,6 +191,25 @@ def scatter_figure_stage(
     _provenance(stem, config, started, example_paths)
 
 
+def gap_stage(
+    config: StageConfig, example_paths: Sequence[str], labels: Sequence[tuple[str, int]],
+    figure_stem: str, table_stem: str,
+) -> pd.DataFrame:
+    """The certificate–attack gap (:mod:`lmt.report.gap`): per method, the per-example intervals
+    [best deterministic certificate, smallest attack distance] summarised, and drawn."""
+    started = time.perf_counter()
+    runs = read_runs(example_paths, labels)
+    table = gap_table(runs)
+    smoothed = any(RS_RADIUS in examples for _, _, examples in runs)
+    write_table(table_stem, table, gap_display(table),
+                "Certificate–attack gap: per example [best certified radius, smallest attack distance].",
+                gap_note(config.get("smoothing"), smoothed))
+    save_figure(plot_gap(runs, config["experiment"]), figure_stem)
+    for stem in (table_stem, figure_stem):
+        _provenance(stem, config, started, example_paths)
+    return table
+
+
 def tradeoff_stage(config: StageConfig, metrics_csv: str, figure_stem: str, table_stem: str) -> pd.DataFrame:
     """Each sweep's clean against certified accuracy per swept value: the table (every radius,
     the median certified radius) and the figure (at ``report.tradeoff_radius``, resolved)."""
@@ -251,7 +271,8 @@ def report_experiment(experiment: Mapping[str, Any], labels: Sequence[tuple[str,
     aggregate_stage(stage_config.aggregate(experiment), examples, labels, paths.metrics,
                     table("summary"), table("attacks"), table("table1"))
     chain_stage(stage_config.inequality_chain(experiment), examples, labels, table("inequality_chain"))
-    written = [paths.table(t) for t in ("table1", "summary", "attacks", "inequality_chain")]
+    gap_stage(stage_config.gap(experiment), examples, labels, figure("gap"), table("gap"))
+    written = [paths.table(t) for t in ("table1", "summary", "attacks", "inequality_chain", "gap")]
     if experiment["report"]["published"] is not None:
         published_stage(stage_config.published_comparison(experiment), paths.table("summary").files["csv"],
                         paths.table("inequality_chain").files["csv"], table("published"))

@@ -60,6 +60,26 @@ rule plot_certified_vs_attack:
         "../scripts/plot_examples.py"
 
 
+rule gap:
+    """The certificate–attack gap: per example [best certified radius, smallest attack distance]."""
+    input:
+        per_run("examples"),
+    output:
+        **{f"figure_{k}": v for k, v in figure("gap", "gap_figure.rst").items()},
+        **{f"table_{k}": v for k, v in table("gap", "gap.rst").items()},
+    params:
+        runs=run_labels,
+        settings=stage_settings(stage_config.gap),
+    log:
+        EXPERIMENT.log("gap"),
+    benchmark:
+        EXPERIMENT.benchmark("gap")
+    conda:
+        ENVIRONMENT
+    script:
+        "../scripts/gap.py"
+
+
 rule bound_comparison:
     """Fig. 3 and its table: Thm 1/2, Cor. 1, Cisse+, Peck+ and the certified bound per layer."""
     input:
