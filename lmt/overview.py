@@ -97,12 +97,14 @@ def overview_display(rows: pd.DataFrame, radius: float) -> pd.DataFrame:
 
 
 def anchors_display(published_set: str | None, radius: float) -> pd.DataFrame:
-    """The published set's numbers at ``radius`` (and clean accuracies), each with its source."""
+    """The published set's numbers at ``radius`` (certified, and randomized smoothing's probabilistic
+    ones), and clean accuracies, each with its source."""
     from lmt.report.published import published_numbers
 
     if published_set is None:
         return pd.DataFrame()
-    wanted = {"clean_accuracy", f"certified_accuracy@{_radius_key(radius)}"}
+    r = _radius_key(radius)
+    wanted = {"clean_accuracy", f"certified_accuracy@{r}", f"smoothed_certified_accuracy@{r}"}
     return pd.DataFrame([
         {"method": n.method, "quantity": n.quantity, "value": f"{n.value:g} {n.unit}", "status": n.status,
          "source": n.source}

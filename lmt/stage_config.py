@@ -124,8 +124,9 @@ def inequality_chain(experiment: Mapping[str, Any]) -> StageConfig:
 
 
 def published_comparison(experiment: Mapping[str, Any]) -> StageConfig:
-    """Published numbers beside ours: which published set."""
-    return canonical(_report(experiment, "published"))
+    """Published numbers beside ours: which published set, and the network (a published number
+    of a named network is compared on that network only)."""
+    return canonical({**_pick(experiment, "model"), **_report(experiment, "published")})
 
 
 def accuracy_figure(experiment: Mapping[str, Any]) -> StageConfig:

@@ -18,7 +18,7 @@ from lmt.report.bound_figure import BARS, operator_rows
 from lmt.report.formatting import interval, latex_table, mean_std, write_table
 from lmt.report.intervals import clopper_pearson
 from lmt.report.perturbations import PerturbationPanel, certified_perturbation_figure
-from lmt.report.published import PUBLISHED_SETS, comparison_table, published_numbers
+from lmt.report.published import PUBLISHED_SETS, comparison_display, comparison_table, published_numbers
 from lmt.report.tables import metrics_table, summary_display, summary_table, table1, table1_display
 
 PUBLISHED = [number for name in PUBLISHED_SETS.list() for number in published_numbers(name)]
@@ -202,6 +202,44 @@ def test_the_modern_mnist_anchors_compare_gloro_and_lmt_at_1_58() -> None:
     table = comparison_table("modern_mnist", summary, pd.DataFrame(columns=["method", "ratio", "median"]))
     assert table.set_index("method").loc["gloro", "ours"] == pytest.approx(50.0)
     assert (table.loc[table["method"] == "lmt", "our_seeds"] == 0).all()  # not run here
+
+
+def test_the_cifar10_anchors_compare_each_one_lipschitz_layer_on_its_own_network() -> None:
+    """config/cifar10.yaml's anchors at 36/255: Prach et al.'s SLL-M, AOL-M, CPL-M beside our
+    offset_ce on the ConvNet-S of the same layer only; SOC-M, LiResNet and randomized smoothing
+    (probabilistic) have no counterpart here and say so rather than fail."""
+    numbers = {n.quantity: n for n in published_numbers("cifar10")}
+    expected = {"SOC-M": 66.3, "SLL-M": 62.8, "AOL-M": 61.0, "CPL-M": 65.1, "LiResNet": 78.1}
+    for name, value in expected.items():
+        (number,) = [n for q, n in numbers.items() if f"({name}" in q and n.metric == "certified_accuracy@0.1412"]
+        assert number.value == value and number.unit == "%" and number.source, name
+    assert numbers["clean accuracy (SOC-M)"].value == 76.9
+    (smoothed,) = [n for n in numbers.values() if n.metric == "smoothed_certified_accuracy@0.1412"]
+    assert smoothed.value == 69.6 and "probabilistic" in smoothed.quantity and "locuslab/smoothing" in smoothed.source
+    assert all("probabilistic" not in n.quantity for n in numbers.values() if n is not smoothed)
+    assert "CVPR 2024" in numbers["certified accuracy @36/255 (SOC-M)"].source
+
+    from lmt.models import list_models
+
+    assert {n.model for n in numbers.values()} - {None} <= set(list_models())  # real networks of ours
+    summary = pd.DataFrame({"method": ["offset_ce", "gloro"], "n_seeds": [2, 2],
+                            "clean_accuracy": [0.7, 0.6], "clean_accuracy_std": [0.01, 0.01],
+                            "certified_accuracy@0.1412": [0.55, 0.5], "certified_accuracy@0.1412_std": [0.02, 0.02]})
+    chain = pd.DataFrame(columns=["method", "ratio", "median"])
+    table = comparison_table("cifar10", summary, chain, "aol_convnet_s").set_index("quantity")
+    assert table.loc["certified accuracy @36/255 (AOL-M; ours ConvNet-S)", "ours"] == pytest.approx(55.0)
+    sll = table.loc["certified accuracy @36/255 (SLL-M; ours ConvNet-S)"]
+    assert sll["our_seeds"] == 0 and sll["ours_missing"] == "no counterpart: published on sll_convnet_s, ours on aol_convnet_s"
+    assert table.loc["certified accuracy @36/255 (SOC-M)", "ours_missing"] == "no counterpart: method soc not run here"
+    display = comparison_display(comparison_table("cifar10", summary, chain, "aol_convnet_s")).set_index("quantity")
+    assert display.loc["certified accuracy @36/255 (AOL-M; ours ConvNet-S) (%)", "ours"] == "55 ± 2"
+    assert display.loc["certified accuracy @36/255 (LiResNet, generated data) (%)", "ours"] == (
+        "— (no counterpart: method liresnet not run here)")
+    assert display.loc[f"{smoothed.quantity} (%)", "ours"] == "— (no counterpart: method gaussian_noise not run here)"
+    # On the WRN experiment no 1-Lipschitz number is compared; BCP's LMT numbers still are.
+    wrn = comparison_table("cifar10", summary.assign(method=["lmt", "gloro"]), chain, "wrn_16_4")
+    assert (wrn.loc[wrn["model"].notna(), "our_seeds"] == 0).all()
+    assert wrn.loc[wrn["quantity"] == "clean accuracy (BCP Model1)", "ours"].item() == pytest.approx(70.0)
 
 
 def test_chain_figure_ratios_have_the_table_medians() -> None:

@@ -5,7 +5,9 @@ source. Nothing else is presented as a number of the paper.
 An experiment opts in with ``report.published: <set>`` (``mnist_wk``, ``modern_mnist``,
 ``cifar10``); the
 comparison table then puts our value of the same quantity (mean ± std over seeds) beside each
-published one. The sets are registered by name in :data:`PUBLISHED_SETS` (a
+published one: that of our method of the same name, and where the number names a ``model`` only
+on that network (a published number on a network we do not train, or of a method we do not run,
+shows "no counterpart"). Probabilistic numbers (randomized smoothing) say so in their quantity. The sets are registered by name in :data:`PUBLISHED_SETS` (a
 :class:`lmt.registry.Registry`, each entry the set's numbers); the schema's
 ``report.published`` enum lists them (a test keeps the two in step).
 """
@@ -21,6 +23,15 @@ from lmt.report.formatting import mean_std
 
 _PAPER = "Tsuzuku, Sato, Sugiyama 2018 (arXiv:1802.04034), §6.1: unregularised model, 'estimated error ratios in (i)–(iii)'"
 _BCP = "BCP README (Lee et al., NeurIPS 2020), LMT re-trained by the BCP authors"
+_PRACH = ("Prach, Brau, Buttazzo, Lampert, '1-Lipschitz Layers Compared: Memory, Speed, and Certifiable "
+          "Robustness', CVPR 2024 (arXiv:2311.16833; code berndprach/1LipschitzLayersCompared), Table 2: "
+          "CIFAR-10, medium ConvNet (-M), certified accuracy at 36/255")
+_LIRESNET = ("Hu, Leino, Wang, Fredrikson, 'A Recipe for Improved Certifiable Robustness', ICLR 2024 "
+             "(hukkai/liresnet README): LiResNet trained with diffusion-generated data, CIFAR-10, "
+             "certified accuracy at 36/255")
+_COHEN = ("Cohen, Rosenfeld, Kolter, 'Certified Adversarial Robustness via Randomized Smoothing', ICML 2019 "
+          "(arXiv:1902.02918): ResNet-110 on CIFAR-10, best σ per radius, computed from the per-example "
+          "certification logs published in locuslab/smoothing")
 _GLORO = ("Leino, Wang, Fredrikson, 'Globally-Robust Neural Networks', ICML 2021 (gloronet site): GloRo 4C3F "
           "network on MNIST, verified-robust accuracy")
 
@@ -35,6 +46,7 @@ class PublishedNumber:
     metric: str  # our summary metric ("chain:<ratio>" for a median chain ratio)
     source: str
     status: str  # "paper (quoted)" or "third party"
+    model: str | None = None  # our network (config `model`) it compares with; None: any
 
 
 PUBLISHED_SETS: Registry[tuple[PublishedNumber, ...]] = Registry("published-number set")
@@ -80,6 +92,26 @@ register_published(
                     f"{_BCP}, CIFAR-10, their 'Model2' CNN", "third party"),
     PublishedNumber("cifar10", "lmt", "certified accuracy @36/255 (BCP Model2)", 38.11, "%", "certified_accuracy@0.1412",
                     f"{_BCP}, CIFAR-10, their 'Model2' CNN", "third party"),
+    # 1-Lipschitz networks at 36/255 (Prach et al.'s medium ConvNet; ours are the small ConvNet-S
+    # with the same layer, trained with the offset cross-entropy as theirs are). SOC has no
+    # layer here, nor LiResNet: method names we do not run, so they show as "no counterpart".
+    PublishedNumber("cifar10", "soc", "certified accuracy @36/255 (SOC-M)", 66.3, "%",
+                    "certified_accuracy@0.1412", _PRACH, "third party"),
+    PublishedNumber("cifar10", "soc", "clean accuracy (SOC-M)", 76.9, "%", "clean_accuracy", _PRACH,
+                    "third party"),
+    PublishedNumber("cifar10", "offset_ce", "certified accuracy @36/255 (SLL-M; ours ConvNet-S)", 62.8, "%",
+                    "certified_accuracy@0.1412", _PRACH, "third party", model="sll_convnet_s"),
+    PublishedNumber("cifar10", "offset_ce", "certified accuracy @36/255 (AOL-M; ours ConvNet-S)", 61.0, "%",
+                    "certified_accuracy@0.1412", _PRACH, "third party", model="aol_convnet_s"),
+    PublishedNumber("cifar10", "offset_ce", "certified accuracy @36/255 (CPL-M; ours ConvNet-S)", 65.1, "%",
+                    "certified_accuracy@0.1412", _PRACH, "third party", model="cpl_convnet_s"),
+    PublishedNumber("cifar10", "liresnet", "certified accuracy @36/255 (LiResNet, generated data)", 78.1, "%",
+                    "certified_accuracy@0.1412", _LIRESNET, "third party"),
+    # Randomized smoothing: Cohen's Gaussian-noise training (our method gaussian_noise, not run
+    # by config/cifar10.yaml) and a probabilistic certificate of the smoothed classifier.
+    PublishedNumber("cifar10", "gaussian_noise",
+                    "RS certified accuracy @36/255 (probabilistic: randomized smoothing, smoothed classifier, "
+                    "Cohen's ResNet-110)", 69.6, "%", "smoothed_certified_accuracy@0.1412", _COHEN, "third party"),
 )
 
 
@@ -90,29 +122,43 @@ def published_table(published_set: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(PublishedNumber.__dataclass_fields__))
 
 
-def _ours(number: PublishedNumber, summary: pd.DataFrame, chain: pd.DataFrame) -> tuple[float, float, int]:
-    """(mean, std, n_seeds) of our value of the number's quantity; NaN where we lack it (the
-    method or the attack was not run, the radius is not tabulated)."""
-    missing = (float("nan"), float("nan"), 0)
+NOT_TABULATED = "not run or not tabulated"
+
+
+def _ours(
+    number: PublishedNumber, summary: pd.DataFrame, chain: pd.DataFrame, model: str | None = None,
+) -> tuple[float, float, int, str]:
+    """(mean, std, n_seeds, why missing) of our value of the number's quantity; NaN and a reason
+    where we lack it: no counterpart (the number is of a network other than this experiment's
+    ``model``, or of a method this experiment does not run), or the attack was not run or the
+    radius not tabulated."""
+    nan = float("nan")
+    if number.model is not None and model is not None and number.model != model:
+        return nan, nan, 0, f"no counterpart: published on {number.model}, ours on {model}"
     if number.metric.startswith("chain:"):
         rows = chain[(chain["method"] == number.method) & (chain["ratio"] == number.metric[len("chain:"):])]
         if rows.empty:
-            return missing
-        return float(rows["median"].mean()), float(rows["median"].std(ddof=1)), len(rows)
+            return nan, nan, 0, NOT_TABULATED
+        return float(rows["median"].mean()), float(rows["median"].std(ddof=1)), len(rows), ""
     rows = summary[summary["method"] == number.method]
-    if rows.empty or number.metric not in summary.columns:
-        return missing
+    if rows.empty:
+        return nan, nan, 0, f"no counterpart: method {number.method} not run here"
+    if number.metric not in summary.columns:
+        return nan, nan, 0, NOT_TABULATED
     row = rows.iloc[0]
     scale = 100.0 if number.unit == "%" else 1.0
-    return row[number.metric] * scale, row.get(f"{number.metric}_std", float("nan")) * scale, int(row["n_seeds"])
+    return row[number.metric] * scale, row.get(f"{number.metric}_std", nan) * scale, int(row["n_seeds"]), ""
 
 
-def comparison_table(published_set: str, summary: pd.DataFrame, chain: pd.DataFrame) -> pd.DataFrame:
-    """Every published number of ``published_set`` with ours beside it."""
+def comparison_table(
+    published_set: str, summary: pd.DataFrame, chain: pd.DataFrame, model: str | None = None,
+) -> pd.DataFrame:
+    """Every published number of ``published_set`` with ours beside it (``model``: this
+    experiment's network, for the numbers that name one; ``ours_missing``: why ours is absent)."""
     rows = []
     for number in published_numbers(published_set):
-        mean, std, n = _ours(number, summary, chain)
-        rows.append({**asdict(number), "ours": mean, "ours_std": std, "our_seeds": n})
+        mean, std, n, missing = _ours(number, summary, chain, model)
+        rows.append({**asdict(number), "ours": mean, "ours_std": std, "our_seeds": n, "ours_missing": missing})
     return pd.DataFrame(rows)
 
 
@@ -124,8 +170,9 @@ def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
             "quantity": [f"{q} ({u})" for q, u in zip(table["quantity"], table["unit"])],
             "published": [mean_std(v, float("nan"), 1, False, 4) for v in table["value"]],
             "ours": [
-                mean_std(m, s, int(n), False, 4) if n else "— (not run or not tabulated)"
-                for m, s, n in zip(table["ours"], table["ours_std"], table["our_seeds"])
+                mean_std(m, s, int(n), False, 4) if n else f"— ({why or NOT_TABULATED})"
+                for m, s, n, why in zip(table["ours"], table["ours_std"], table["our_seeds"],
+                                        table.get("ours_missing", pd.Series([""] * len(table))).fillna(""))
             ],
             "status": table["status"],
             "source": table["source"],

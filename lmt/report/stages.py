@@ -126,7 +126,8 @@ def chain_stage(
 def published_stage(config: StageConfig, summary_csv: str, chain_csv: str, stem: str) -> pd.DataFrame:
     """Verified published numbers of ``report.published`` beside ours."""
     started = time.perf_counter()
-    table = comparison_table(config["report"]["published"], pd.read_csv(summary_csv), pd.read_csv(chain_csv))
+    table = comparison_table(config["report"]["published"], pd.read_csv(summary_csv), pd.read_csv(chain_csv),
+                             config.get("model"))
     write_table(stem, table, comparison_display(table),
                 "Published numbers (verified only, with their sources) beside ours.",
                 "Ours: mean ± standard deviation over seeds, at this experiment's scale and budgets.")
