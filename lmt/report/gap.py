@@ -282,6 +282,7 @@ def plot_gap(runs: Sequence[tuple[str, int, pd.DataFrame]], title: str = "") -> 
             bottom.xaxis.set_minor_formatter(ticker.NullFormatter())
         if infinite:
             bottom.plot([], [], " ", label=f"∞ (lower = 0 or upper = ∞): {infinite}")
+        bottom.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         bottom.set_xlabel("ratio upper / lower (log scale)")
         bottom.set_ylabel("examples")
         bottom.grid(alpha=0.3)
