@@ -6,10 +6,11 @@ An experiment opts in with ``report.published: <set>`` (``mnist_wk``, ``modern_m
 ``cifar10``); the
 comparison table then puts our value of the same quantity (mean ± std over seeds) beside each
 published one: that of our method of the same name, and where the number names a ``model`` only
-on that network (a published number on a network we do not train, or of a method we do not run,
-shows "no counterpart"). Probabilistic numbers (randomized smoothing) say so in their quantity. The sets are registered by name in :data:`PUBLISHED_SETS` (a
-:class:`lmt.registry.Registry`, each entry the set's numbers); the schema's
-``report.published`` enum lists them (a test keeps the two in step).
+on that network (a published number of another network, or of a method the experiment does not
+run, shows "no counterpart"). Probabilistic numbers (randomized smoothing) say so in their
+quantity. The sets are registered by name in :data:`PUBLISHED_SETS` (a
+:class:`lmt.registry.Registry`, each entry the set's numbers); the config checks
+``report.published`` against that registry.
 """
 
 from __future__ import annotations
