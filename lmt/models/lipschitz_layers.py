@@ -440,11 +440,12 @@ class SOCConv2d(LipschitzLayer):
     kernel of conv(K) − conv_transpose(K): with stride 1, an odd kernel and zero padding k//2 the
     transposed convolution is the exact adjoint, so L = −Lᵀ on the finite zero-padded domain.
     s = ``correction`` / (a guaranteed bound of ‖conv(K − flip(Kᵀ))‖, :func:`skew_conv_norm_bound`),
-    so ‖L‖ ≤ ``correction`` and the series converges fast (Singla & Feizi divide by a power-
-    iteration estimate instead, correction 0.7). S is computed in float64 and rounded once to
+    so ‖L‖ ≤ ``correction`` and the series converges fast (Singla & Feizi divide by power-
+    iteration estimates instead, correction 0.7). S is computed in float64 and rounded once to
     float32 (exactly skew still: rounding is sign-symmetric), in every evaluation dtype.
 
-    ``terms`` in eval mode (certified), ``train_terms`` in training (Singla & Feizi: 12 and 6);
+    ``terms`` terms (powers 0 … terms − 1) in eval mode (certified), ``train_terms`` in training
+    (Singla & Feizi's code: powers 0…12 in evaluation, 0…5 in training);
     the truncation error is what keeps the layer from being exactly orthogonal, and the engine
     measures it (too few terms break the promise). Channels: zero-padded when in < out, the
     first ``out_channels`` kept when in > out; ``stride`` > 1 is an invertible downsampling
