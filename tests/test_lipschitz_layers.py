@@ -259,6 +259,20 @@ def test_soc_conv_is_skew_orthogonal_up_to_the_tail() -> None:
         assert deviation <= allowed
 
 
+def test_soc_conv_sums_train_terms_in_training_and_terms_in_eval() -> None:
+    """Training mode: ``train_terms`` terms (cheap, uncertified); eval mode (what is certified):
+    ``terms``; both are the series of the same skew kernel."""
+    torch.manual_seed(6)
+    layer = lip.SOCConv2d(3, 3, 3, bias=False, terms=12, train_terms=6).double()
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    with torch.no_grad():
+        kernel = layer.skew_kernel()
+        for mode, terms in ((True, 6), (False, 12)):
+            expected = lip.skew_series(x, kernel, terms, 1, 3, 3)
+            torch.testing.assert_close(layer.train(mode)(x), expected, rtol=0, atol=0)
+        assert not torch.equal(layer.train()(x), layer.eval()(x))
+
+
 def test_soc_conv_float32_evaluation_within_its_rounding_model() -> None:
     """‖fl32(layer(x)) − layer(x)‖ ≤ γ_K(u32)·(gain·‖x‖ + offset) (plus the float64 reference's
     own γ_K(u64) share), with a random bias."""
