@@ -293,7 +293,7 @@ def test_exact_compositions_reach_the_norm_of_their_jacobian(name: str) -> None:
 # and outputs use the deterministic (FFT) bounds, smaller ones the exact explicit Gram matrix.
 SHAPES = {"wrn_16_4": (3, 4, 4), "wrn_16_4_avg": (3, 4, 4)}
 # Networks whose dense part depends on the image size are built for the small input.
-SMALL = {f"{kind}_convnet_s": ((3, 8, 8), {"image_size": 8}) for kind in ("aol", "sll", "cpl")}
+SMALL = {f"{kind}_convnet_s": ((3, 8, 8), {"image_size": 8}) for kind in ("aol", "sll", "cpl", "soc")}
 SETTINGS = CertifySettings(explicit_max_dim=256)
 
 

@@ -251,6 +251,8 @@ REFERENCES: dict[Any, list[Reference]] = {
                     module(lip.AOLConv2d(3, 2, 4, stride=2, padding=1), (3, 6, 6))],
     lip.CayleyLinear: [module(lip.CayleyLinear(5, 3), (5,)), module(lip.CayleyLinear(3, 4, bias=False), (3,))],
     lip.SOCLinear: [module(lip.SOCLinear(4, 4), (4,)), module(lip.SOCLinear(5, 3, terms=2), (5,))],
+    lip.SOCConv2d: [module(lip.SOCConv2d(2, 4, 3), (2, 5, 5)),
+                    module(lip.SOCConv2d(3, 2, 5, stride=2, terms=2), (3, 6, 6))],
     lip.SLLLinear: [residual(lip.SLLLinear(5, 3), (5,)), residual(lip.SLLLinear(3, 4), (3,))],
     lip.SLLConv2d: [residual(lip.SLLConv2d(2, 3), (2, 4, 4))],
     lip.CPLLinear: [residual(lip.CPLLinear(4, 3), (4,)),

@@ -90,23 +90,24 @@ def _dry_run_with_baselines(tmp_path: Path, config: str) -> str:
 def test_modern_mnist_config_plans_lmt_gloro_and_the_one_lipschitz_networks(tmp_path) -> None:
     """config/modern_mnist.yaml: LMT and GloRo on the W&K CNN, offset cross-entropy and GloRo on
     each 1-Lipschitz network, and randomized smoothing of a Gaussian-noise-trained W&K CNN
-    (6 experiments, 11 runs, 3 attacks each, one smoothing job)."""
+    (7 experiments, 13 runs, 3 attacks each, one smoothing job)."""
     out = _dry_run_with_baselines(tmp_path, "config/modern_mnist.yaml")
-    _assert_planned(out, [("train", 11), ("certify", 11), ("attack", 33), ("merge_examples", 11), ("aggregate", 6),
+    _assert_planned(out, [("train", 13), ("certify", 13), ("attack", 39), ("merge_examples", 13), ("aggregate", 7),
                           ("smoothing", 1),
-                          ("published_comparison", 6)])  # GloRo's 62.8 % and BCP's LMT beside each
+                          ("published_comparison", 7)])  # GloRo's 62.8 % and BCP's LMT beside each
     assert "results/mnist_smoothing/runs/gaussian_noise/seed0/smoothing.csv" in out
-    for experiment in ("mnist_lmt_gloro", "mnist_aol", "mnist_sll", "mnist_cpl", "mnist_cayley", "mnist_smoothing"):
+    for experiment in ("mnist_lmt_gloro", "mnist_aol", "mnist_sll", "mnist_cpl", "mnist_soc", "mnist_cayley",
+                       "mnist_smoothing"):
         assert f"results/{experiment}/tables/table1.tex" in out
     assert "results/mnist_aol/runs/offset_ce/seed0/model.pt" in out
 
 
 def test_cifar10_config_plans_lmt_gloro_and_the_one_lipschitz_convnets(tmp_path) -> None:
-    """config/cifar10.yaml: WRN-16-4 (weight decay, LMT, GloRo) and the AOL, SLL and CPL
+    """config/cifar10.yaml: WRN-16-4 (weight decay, LMT, GloRo) and the AOL, SLL, CPL and SOC
     ConvNet-S (offset cross-entropy, GloRo), 3 seeds, 5 attacks each, at 36/72/108/255 /255."""
     out = _dry_run_with_baselines(tmp_path, "config/cifar10.yaml")
-    _assert_planned(out, [("train", 27), ("certify", 27), ("attack", 135), ("aggregate", 4)])
-    for experiment in ("cifar10_wrn", "cifar10_aol", "cifar10_sll", "cifar10_cpl"):
+    _assert_planned(out, [("train", 33), ("certify", 33), ("attack", 165), ("aggregate", 5)])
+    for experiment in ("cifar10_wrn", "cifar10_aol", "cifar10_sll", "cifar10_cpl", "cifar10_soc"):
         assert f"results/{experiment}/tables/table1.tex" in out
     assert "results/cifar10_sll/runs/gloro/seed2/model.pt" in out
 

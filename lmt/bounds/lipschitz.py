@@ -6,6 +6,9 @@ as one.
   effective weight (W·D, Q[:out, :in]); its certified bound is that operator's, by the engine's
   guaranteed methods: exact SVD (dense), the eigenvalues of the explicit Gram matrix or the
   deterministic FFT/Cor. 1/Frobenius bound (convolutions, :mod:`lmt.bounds.conv`).
+* SOC convolution (Σ_{i<T} Lⁱ/i! of a skew-adjoint convolution L): the exact norm of the
+  explicit operator for small inputs; otherwise 1 + Σ_{i≥T} ρⁱ/i! with ρ ≥ ‖L‖ the engine's
+  deterministic convolution bound (exp(L) is orthogonal, the rest is the Taylor tail).
 * SLL, CPL (x − W·T·relu(Wᵀx + b), T = diag(t) ⪰ 0): the Jacobian is I − W·T·S·Wᵀ with S
   diagonal in [0, 1], a symmetric matrix with eigenvalues in [1 − ‖T^½Wᵀ‖², 1], so its norm is
   at most max(1, s² − 1) with s ≥ ‖T^½ Wᵀ‖₂ the certified norm of the operator diag(√t)·Wᵀ
@@ -41,8 +44,10 @@ from lmt.models.lipschitz_layers import (
     ResidualLipschitzLayer,
     SLLConv2d,
     SLLLinear,
+    SOCConv2d,
     SOCLinear,
     _ConvResidual,
+    skew_series,
 )
 
 MAX_ROUNDING_TERMS = 40_000  # the residual rounding model assumes γ_terms(float32) ≪ 1
@@ -186,3 +191,94 @@ class ResidualBound(_PromisedBound):
             raise ValueError(f"{ctx.name}: {terms} rounding terms exceed the residual model's limit")
         growth = (1 + gamma(terms, FLOAT32_UNIT_ROUNDOFF)) ** 3 * (1 + 1e-9)
         return Rounding(terms, 1.0 + 2 * growth * tau * a * a, 2 * growth * tau * a * beta)
+
+
+def taylor_tail(rho: float, terms: int) -> float:
+    """An upper bound of Σ_{i≥terms} ρⁱ/i! (ρ ≥ 0): ρᵀ/T!·1/(1 − ρ/(T+1)) when ρ < T + 1 (the
+    ratios of consecutive terms are at most ρ/(T+1)), else inf; with the rounding margin."""
+    if rho == 0:
+        return 0.0
+    if rho >= terms + 1:
+        return math.inf
+    try:
+        leading = math.exp(terms * math.log(rho) - math.lgamma(terms + 1))
+    except OverflowError:
+        return math.inf
+    return with_margin(with_margin(leading) / (1 - rho / (terms + 1)))
+
+
+def taylor_partial_sum(rho: float, terms: int) -> float:
+    """Σ_{i<terms} ρⁱ/i! (the triangle inequality's bound of ‖Σ_{i<T} Lⁱ/i!‖), with margin."""
+    total, term = 1.0, 1.0
+    for i in range(1, terms):
+        term = term * rho / i
+        total += term
+    return with_margin(with_margin(total))
+
+
+@register_bound(SOCConv2d)
+class SOCConvBound(_PromisedBound):
+    """Σ_{i<T} Lⁱ/i! (T = ``module.terms``, the eval-mode series), L the skew-adjoint
+    convolution with the layer's float32 skew kernel S, after pixel-unshuffle and channel
+    padding, first ``out_channels`` channels kept (both of norm ≤ 1)."""
+
+    @staticmethod
+    def kernel(module: SOCConv2d) -> torch.Tensor:
+        """S as float64 on the CPU, checked to be exactly skew (the tail bound relies on it)."""
+        with torch.no_grad():
+            kernel = module.skew_kernel(torch.float64).detach().cpu()
+        if not torch.equal(kernel, -kernel.transpose(0, 1).flip(2, 3)):
+            raise ValueError("SOCConv2d: the skew kernel is not exactly skew (S ≠ −flip(Sᵀ))")
+        return kernel
+
+    @staticmethod
+    def inner_shape(module: SOCConv2d, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """(channels, H, W) on which L acts."""
+        _, h, w = input_shape
+        return module.channels, h // module.stride, w // module.stride
+
+    def skew_norm(self, module: SOCConv2d, kernel: torch.Tensor, ctx: BoundContext) -> tuple[float, str]:
+        """ρ ≥ ‖L‖₂: the engine's deterministic convolution bound (FFT / Cor. 1 / Frobenius)."""
+        conv = _plain_conv(kernel, (1, 1), (module.padding, module.padding))
+        certificate = deterministic_bound(conv.weight.detach(), conv_axes(conv, self.inner_shape(module, ctx.input_shape)), 1)
+        return certificate.value, certificate.method
+
+    def certify(self, module: Any, ctx: BoundContext) -> LayerCertificate:
+        kernel, terms = self.kernel(module), module.terms
+        exact = explicit_operator_norm(
+            lambda x: skew_series(x, kernel, terms, module.stride, module.channels, module.out_channels),
+            ctx.input_shape, kernel.device, ctx.settings.explicit_max_dim)
+        if exact is not None:
+            return LayerCertificate(exact, f"exact(eigvalsh of the explicit Gram matrix of the {terms}-term series)",
+                                    promised=module.promised_lipschitz)
+        rho, method = self.skew_norm(module, kernel, ctx)
+        tail = taylor_tail(rho, terms)
+        value = min(with_margin(1.0 + tail), taylor_partial_sum(rho, terms))
+        return LayerCertificate(
+            value, f"taylor: min(1 + tail, partial sum), tail = sum_(i>={terms}) rho^i/i! = {tail:.3g}, "
+                   f"rho = ||L|| <= {rho:.9g} by {method}",
+            promised=module.promised_lipschitz,
+        )
+
+    def rounding(self, module: Any, ctx: BoundContext, lipschitz: float) -> Rounding:
+        """Each term t̂_i = fl(fl(S ∗ t̂_{i−1})/i) errs from L·t̂_{i−1}/i by e_i, |e_i| ≤
+        γ_{n+1}·|A||t̂_{i−1}|/i elementwise (n = c·k², the dot-product length; one more rounding
+        for the division), so ‖e_i‖ ≤ γ_{n+1}·a·‖t̂_{i−1}‖/i with a ≥ ‖|A|‖₂ (Schur test on |S|).
+        With ρ ≥ ‖L‖₂ (the deterministic bound) and α = ρ + γ_{n+1}·a: ‖t̂_i‖ ≤ αⁱ/i!·‖x‖, and by
+        induction (δ_i = L·δ_{i−1}/i + e_i) ‖t̂_i − Lⁱx/i!‖ ≤ γ_{n+1}·a·α^{i−1}/(i−1)!·‖x‖;
+        summed over i < T: ≤ γ_{n+1}·a·E·‖x‖, E = Σ_{i<T} αⁱ/i!. The ordered sum of the T terms
+        and the bias adds ≤ γ_T·(E‖x‖ + β), β = ‖b‖ over the output. Together ≤
+        γ_{n+1+T}·((a + 1)·E·‖x‖ + β) (γ at float32's unit roundoff in α: valid for float32 and
+        float64). Pixel-unshuffle, channel padding and cropping are exact."""
+        kernel, terms = self.kernel(module), module.terms
+        shape = self.inner_shape(module, ctx.input_shape)
+        absolute = kernel.abs()
+        a = nonnegative_operator_bound(lambda x: F.conv2d(x, absolute, padding=module.padding), shape)
+        rho, _ = self.skew_norm(module, kernel, ctx)
+        n = module.channels * module.kernel_size ** 2
+        alpha = (min(rho, a) + gamma(n + 1, FLOAT32_UNIT_ROUNDOFF) * a) * (1 + 1e-9)
+        growth = taylor_partial_sum(alpha, terms)
+        beta = 0.0
+        if module.bias is not None:
+            beta = float(module.bias.detach().double().norm()) * math.sqrt(shape[1] * shape[2])
+        return Rounding(n + 1 + terms, (a + 1) * growth * (1 + 1e-9), beta)

@@ -5,9 +5,10 @@ ConvNets in the spirit of the ConvNet-S of "1-Lipschitz Layers Compared" (Prach 
 2024): a stem convolution, stages of blocks of the layer type, strided AOL convolutions that
 double the channels between stages, a dense part and a 1-Lipschitz linear head. Not their exact
 architecture (they use MaxMin activations, 1×1 "first channel" stems and their own
-downsampling); ours uses ReLU between AOL layers and no activation between residual blocks (SLL
-and CPL blocks carry their own ReLU). Every layer promises Lipschitz constant 1 and the engine
-checks each promise from the weights; the head is not an ``nn.Linear``, so certificates use
+downsampling); ours uses ReLU between AOL and SOC layers and no activation between residual
+blocks (SLL and CPL blocks carry their own ReLU). The SOC networks (skew-orthogonal convolutions,
+12 Taylor terms in eval mode, 6 in training) use a Cayley-orthogonal dense block. Every layer
+promises Lipschitz constant 1 and the engine checks each promise from the weights; the head is not an ``nn.Linear``, so certificates use
 Prop. 1 with the whole network's bound.
 """
 
@@ -24,9 +25,10 @@ from lmt.models.lipschitz_layers import (
     CPLLinear,
     SLLConv2d,
     SLLLinear,
+    SOCConv2d,
 )
 
-KINDS = ("aol", "sll", "cpl")
+KINDS = ("aol", "sll", "cpl", "soc")
 
 
 def _conv_block(kind: str, channels: int, size: int) -> list[nn.Module]:
@@ -34,6 +36,8 @@ def _conv_block(kind: str, channels: int, size: int) -> list[nn.Module]:
         return [AOLConv2d(channels, channels, 3), nn.ReLU()]
     if kind == "sll":
         return [SLLConv2d(channels)]
+    if kind == "soc":
+        return [SOCConv2d(channels, channels, 3), nn.ReLU()]
     return [CPLConv2d(channels, (size, size))]
 
 
@@ -42,6 +46,8 @@ def _dense_block(kind: str, features: int) -> list[nn.Module]:
         return [AOLLinear(features, features), nn.ReLU()]
     if kind == "sll":
         return [SLLLinear(features)]
+    if kind == "soc":  # an orthogonal dense layer: Cayley (SOCLinear has no norm control)
+        return [CayleyLinear(features, features), nn.ReLU()]
     return [CPLLinear(features)]
 
 

@@ -16,6 +16,10 @@
 * :class:`SOCLinear` — dense skew-orthogonal layer (Singla & Feizi, ICML 2021): exp(A) by its
   Taylor series with ``terms`` terms; orthogonal only up to the truncation error, which the
   engine measures (too few terms break the promise, and the soundness gate says so).
+* :class:`SOCConv2d` — skew-orthogonal convolution (Singla & Feizi, ICML 2021): the truncated
+  exponential Σ_{i<terms} Lⁱx/i! of a skew-adjoint convolution L = conv(K) − conv_transpose(K),
+  rescaled by a guaranteed bound of its norm; orthogonal up to the truncation error (measured
+  by the engine, as for SOCLinear).
 
 Every layer declares ``promised_lipschitz`` (1). None of these promises is used by a
 certificate: the bound engine (:mod:`lmt.bounds.lipschitz`) computes each layer's bound from its
@@ -398,3 +402,83 @@ class SOCLinear(_SkewParametrised):
             term = term @ skew / k
             total = total + term
         return total
+
+
+# -- orthogonal convolution -----------------------------------------------------------------------
+
+def skew_conv_norm_bound(kernel: torch.Tensor) -> torch.Tensor:
+    """A guaranteed bound of ‖A‖₂ for the stride-1 convolution A with the square ``kernel``
+    (c, c, k, k), zero-padded by k//2, on every input size: (max_i Σ_{j,δ} |(AAᵀ)_ij(δ)|)^½
+    (Schur test on the Gram kernel, :func:`conv_gram_kernel`; differentiable, no input size)."""
+    return conv_gram_kernel(kernel).abs().sum((1, 2, 3)).max().sqrt()
+
+
+def skew_series(x: torch.Tensor, kernel: torch.Tensor, terms: int, stride: int, channels: int,
+                out_channels: int) -> torch.Tensor:
+    """Σ_{i<terms} Lⁱx/i! (no bias), L the zero-padded stride-1 convolution with the skew
+    ``kernel``, after an invertible downsampling (pixel-unshuffle by ``stride``) and zero
+    channel padding to ``channels``; the first ``out_channels`` channels of the result. Each
+    term is fl(fl(conv(previous)) / i); the sum is accumulated in order (the rounding model of
+    :class:`lmt.bounds.lipschitz.SOCConvBound` assumes exactly this)."""
+    if stride > 1:
+        x = F.pixel_unshuffle(x, stride)
+    if x.shape[1] < channels:
+        x = F.pad(x, (0, 0, 0, 0, 0, channels - x.shape[1]))
+    padding = kernel.shape[-1] // 2
+    term = total = x
+    for i in range(1, terms):
+        term = F.conv2d(term, kernel, padding=padding) / i
+        total = total + term
+    return total[:, :out_channels]
+
+
+class SOCConv2d(LipschitzLayer):
+    """Skew-orthogonal convolution (Singla & Feizi, ICML 2021): y = Σ_{i<terms} Lⁱx/i! + b, the
+    truncated exponential of a skew-adjoint convolution L (exp(L) is orthogonal).
+
+    L's kernel is S = s·(K − flip(Kᵀ)) (output and input channels swapped, spatial flip), the
+    kernel of conv(K) − conv_transpose(K): with stride 1, an odd kernel and zero padding k//2 the
+    transposed convolution is the exact adjoint, so L = −Lᵀ on the finite zero-padded domain.
+    s = ``correction`` / (a guaranteed bound of ‖conv(K − flip(Kᵀ))‖, :func:`skew_conv_norm_bound`),
+    so ‖L‖ ≤ ``correction`` and the series converges fast (Singla & Feizi divide by power-
+    iteration estimates instead, correction 0.7). S is computed in float64 and rounded once to
+    float32 (exactly skew still: rounding is sign-symmetric), in every evaluation dtype.
+
+    ``terms`` terms (powers 0 … terms − 1) in eval mode (certified), ``train_terms`` in training
+    (Singla & Feizi's code: powers 0…12 in evaluation, 0…5 in training);
+    the truncation error is what keeps the layer from being exactly orthogonal, and the engine
+    measures it (too few terms break the promise). Channels: zero-padded when in < out, the
+    first ``out_channels`` kept when in > out; ``stride`` > 1 is an invertible downsampling
+    (pixel-unshuffle, channels × stride²) before the layer."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 bias: bool = True, terms: int = 12, train_terms: int = 6, correction: float = 0.7) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        if terms < 1 or train_terms < 1:
+            raise ValueError(f"terms and train_terms must be ≥ 1, got {terms} and {train_terms}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, kernel_size // 2
+        self.terms, self.train_terms, self.correction = terms, train_terms, correction
+        self.channels = max(in_channels * stride * stride, out_channels)
+        self.weight = nn.Parameter(torch.empty(self.channels, self.channels, kernel_size, kernel_size))
+        nn.init.kaiming_normal_(self.weight)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+
+    def skew_kernel(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """S (channels, channels, k, k): float32 values, in ``dtype`` (default the parameters')."""
+        return self.cached("skew", self._skew).to(dtype or self.weight.dtype)
+
+    def _skew(self) -> torch.Tensor:
+        w = self.weight.double()
+        skew = w - w.transpose(0, 1).flip(2, 3)
+        return _rounded(skew * (self.correction * _safe_reciprocal(skew_conv_norm_bound(skew))))
+
+    def series_terms(self) -> int:
+        return self.train_terms if self.training else self.terms
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = skew_series(x, self.skew_kernel(x.dtype), self.series_terms(), self.stride, self.channels,
+                        self.out_channels)
+        return y if self.bias is None else y + self.bias.to(x.dtype).view(1, -1, 1, 1)
