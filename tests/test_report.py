@@ -205,19 +205,19 @@ def test_the_modern_mnist_anchors_compare_gloro_and_lmt_at_1_58() -> None:
 
 
 def test_the_cifar10_anchors_compare_each_one_lipschitz_layer_on_its_own_network() -> None:
-    """config/cifar10.yaml's anchors at 36/255: Prach et al.'s SLL-M, AOL-M, CPL-M beside our
-    offset_ce on the ConvNet-S of the same layer only; SOC-M, LiResNet and randomized smoothing
+    """config/cifar10.yaml's anchors at 36/255: Prach et al.'s SOC-M, SLL-M, AOL-M, CPL-M beside
+    our offset_ce on the ConvNet-S of the same layer only; LiResNet and randomized smoothing
     (probabilistic) have no counterpart here and say so rather than fail."""
     numbers = {n.quantity: n for n in published_numbers("cifar10")}
     expected = {"SOC-M": 66.3, "SLL-M": 62.8, "AOL-M": 61.0, "CPL-M": 65.1, "LiResNet": 78.1}
     for name, value in expected.items():
         (number,) = [n for q, n in numbers.items() if f"({name}" in q and n.metric == "certified_accuracy@0.1412"]
         assert number.value == value and number.unit == "%" and number.source, name
-    assert numbers["clean accuracy (SOC-M)"].value == 76.9
+    assert numbers["clean accuracy (SOC-M; ours ConvNet-S)"].value == 76.9
     (smoothed,) = [n for n in numbers.values() if n.metric == "smoothed_certified_accuracy@0.1412"]
     assert smoothed.value == 69.6 and "probabilistic" in smoothed.quantity and "locuslab/smoothing" in smoothed.source
     assert all("probabilistic" not in n.quantity for n in numbers.values() if n is not smoothed)
-    assert "CVPR 2024" in numbers["certified accuracy @36/255 (SOC-M)"].source
+    assert "CVPR 2024" in numbers["certified accuracy @36/255 (SOC-M; ours ConvNet-S)"].source
 
     from lmt.models import list_models
 
@@ -230,7 +230,10 @@ def test_the_cifar10_anchors_compare_each_one_lipschitz_layer_on_its_own_network
     assert table.loc["certified accuracy @36/255 (AOL-M; ours ConvNet-S)", "ours"] == pytest.approx(55.0)
     sll = table.loc["certified accuracy @36/255 (SLL-M; ours ConvNet-S)"]
     assert sll["our_seeds"] == 0 and sll["ours_missing"] == "no counterpart: published on sll_convnet_s, ours on aol_convnet_s"
-    assert table.loc["certified accuracy @36/255 (SOC-M)", "ours_missing"] == "no counterpart: method soc not run here"
+    assert table.loc["clean accuracy (SOC-M; ours ConvNet-S)", "ours_missing"] == (
+        "no counterpart: published on soc_convnet_s, ours on aol_convnet_s")
+    soc = comparison_table("cifar10", summary, chain, "soc_convnet_s").set_index("quantity")
+    assert soc.loc["clean accuracy (SOC-M; ours ConvNet-S)", "ours"] == pytest.approx(70.0)
     display = comparison_display(comparison_table("cifar10", summary, chain, "aol_convnet_s")).set_index("quantity")
     assert display.loc["certified accuracy @36/255 (AOL-M; ours ConvNet-S) (%)", "ours"] == "55 ± 2"
     assert display.loc["certified accuracy @36/255 (LiResNet, generated data) (%)", "ours"] == (
