@@ -35,7 +35,8 @@ def test_experiment_files_keep_their_names() -> None:
         "png": "results/default/figures/bound_comparison.png", "pdf": "results/default/figures/bound_comparison.pdf"}
     assert paths.log("aggregate") == "results/default/logs/aggregate.log"
     outputs = paths.outputs(published=True)
-    assert "results/default/tables/published.tex" in outputs and len(outputs) == 6 * 3 + 5 * 2
+    assert "results/default/tables/published.tex" in outputs and len(outputs) == 7 * 3 + 6 * 2  # gap included
+    assert {"results/default/tables/gap.md", "results/default/figures/gap.png"} <= set(outputs)
     assert "results/default/tables/published.csv" not in paths.outputs(published=False)
     assert paths.run("lmt", 1) == RunPaths.of("default", "lmt", 1)
 
