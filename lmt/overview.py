@@ -16,6 +16,7 @@ import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -112,6 +113,23 @@ def anchors_display(published_set: str | None, radius: float) -> pd.DataFrame:
     ])
 
 
+def accuracy_figure(results_dir: Path, experiments: Sequence[str], models: dict[str, str], max_radius: float) -> Any:
+    """Certified accuracy against the radius for every (network, method) of the experiments in
+    one figure — the deterministic certificates solid, randomized smoothing's (probabilistic,
+    of the smoothed classifier) dotted — from each run's per-example table (every seed)."""
+    from lmt.report.accuracy_figure import plot_accuracy_vs_radius
+
+    runs = []
+    for experiment in experiments:
+        for path in sorted((results_dir / experiment / "runs").glob("*/seed*/examples.csv")):
+            method, seed = path.parent.parent.name, int(path.parent.name.removeprefix("seed"))
+            runs.append((f"{models[experiment]}: {method}", seed, pd.read_csv(path)))
+    if not runs:
+        raise PublishError(f"no per-example tables (runs/*/seed*/examples.csv) under {results_dir} for {experiments}")
+    return plot_accuracy_vs_radius(runs, max_radius, "certified accuracy, every network and certificate kind",
+                                   curves=("certified", "smoothed"))
+
+
 def write_overview(results_dir: str | Path, config: str | Path, radius: float, out: str | Path,
                    experiments: Sequence[str] | None = None, allow_dirty: bool = False) -> Path:
     """Write the overview of ``config``'s experiments (or only ``experiments``) in
@@ -164,6 +182,19 @@ def write_overview(results_dir: str | Path, config: str | Path, radius: float, o
     if not anchors.empty:
         lines += ["## Published numbers", "", anchors.to_markdown(index=False), ""]
     out = Path(out)
+    figure = accuracy_figure(results_dir, experiments, {e: settings[e]["model"] for e in experiments},
+                             max(max(settings[e]["report"]["radii"]) for e in experiments))
+    figure_path = out.with_suffix(".png")
+    lines += ["## Figure", "", f"![certified accuracy against the radius]({figure_path.name})", "",
+              "Certified accuracy against the L2 radius for every network and method: solid, the network's own "
+              "deterministic certificate; dotted, randomized smoothing's (probabilistic, of the smoothed "
+              "classifier).", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(figure_path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         Path(tmp).write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")

@@ -42,6 +42,12 @@ def _results(tmp_path, experiments=("mnist_lmt_gloro", "mnist_smoothing"), revis
             "mnist_smoothing": [_summary("gaussian_noise", 0.967, 0.0, rs=0.392)]}
     for experiment in experiments:
         pd.DataFrame(rows[experiment]).to_csv(root / experiment / "tables" / "summary.csv", index=False)
+        examples = pd.DataFrame({"example_id": [0, 1, 2], "label": [1, 2, 3], "prediction": [1, 2, 0],
+                                 "certified_radius": [0.5, 2.0, 0.0], "attacked": [True, True, False],
+                                 "min_attack_distance": [1.0, 2.5, float("nan")]})
+        if experiment == "mnist_smoothing":
+            examples = examples.assign(rs_radius=[1.7, 0.2, 0.0], rs_prediction=[1, 2, 3], rs_abstain=[False, False, True])
+        examples.to_csv(root / experiment / "runs" / "lmt" / "seed0" / "examples.csv", index=False)
     return root
 
 
@@ -58,6 +64,8 @@ def test_overview_writes_one_row_per_network_and_method_with_the_anchors(tmp_pat
     assert "610.2 s (10 min 10 s)" in text  # the training benchmark (make_results: lmt_seed0 only)
     assert "62.8 %" in text and "40.55 %" in text  # the modern_mnist anchors, with sources
     assert "- `mnist_smoothing`: git revision: `0123456789abcdef" in text
+    assert "![certified accuracy against the radius](overview.png)" in text
+    assert (tmp_path / "overview.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_overview_refuses_a_missing_experiment_a_radius_not_reported_and_a_dirty_run(tmp_path) -> None:

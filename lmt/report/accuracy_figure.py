@@ -7,7 +7,7 @@ from the smallest to the largest seed's value: the spread between trainings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import matplotlib
 
@@ -61,17 +61,21 @@ def plot_spread(ax: plt.Axes, grid: np.ndarray, seeds: list[np.ndarray], style: 
 
 
 def plot_accuracy_vs_radius(
-    runs: Iterable[tuple[str, int, pd.DataFrame]], max_radius: float, title: str = ""
+    runs: Iterable[tuple[str, int, pd.DataFrame]], max_radius: float, title: str = "",
+    curves: Sequence[str] = tuple(key for key, _, _ in CURVES),
 ) -> plt.Figure:
-    """One colour per method; curves averaged over seeds, min–max bands with several seeds."""
+    """One colour per method; curves averaged over seeds, min–max bands with several seeds;
+    only the kinds in ``curves`` (keys of :data:`CURVES`)."""
     grid = np.linspace(0.0, max_radius, 301)
     per_method: dict[str, list[dict[str, np.ndarray]]] = {}
     for method, _, examples in runs:
         per_method.setdefault(method, []).append(run_curves(examples, grid))
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6, 4) if len(per_method) <= 6 else (10, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(per_method) > len(colours):
+        colours = [plt.get_cmap("tab20")(i) for i in range(20)]
     for i, (method, seeds) in enumerate(per_method.items()):
-        for key, style, suffix in CURVES:
+        for key, style, suffix in (c for c in CURVES if c[0] in curves):
             values = [curves[key] for curves in seeds if key in curves]
             if values:
                 plot_spread(ax, grid, values, style, colours[i % len(colours)], f"{method}: {suffix}")
@@ -80,7 +84,10 @@ def plot_accuracy_vs_radius(
     ax.set_ylim(0, 1.02)
     ax.set_xlim(0, max_radius)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if len(per_method) <= 6:
+        ax.legend(fontsize=8)
+    else:  # many curves: the legend beside the axes, not over them
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         ax.set_title(title)
     fig.tight_layout()
