@@ -12,7 +12,6 @@ records that ``publish`` reads (and it refuses a dirty or mixed run the same way
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,26 +21,15 @@ import pandas as pd
 
 from lmt.io import atomic_path
 from lmt.publish import (
-    PublishError, check_settings, duration, load_settings, machine_of, provenance_records, revision_lines_of,
+    PublishError, benchmark_seconds, check_settings, duration, load_settings, machine_of, provenance_records,
+    revision_lines_of, shown_path,
 )
 from lmt.report.formatting import interval, mean_std
+from lmt.report.stages import save_figure
 
 
 def _radius_key(radius: float) -> str:
     return f"{radius:g}"
-
-
-def training_seconds(experiment_dir: Path, method: str) -> list[float]:
-    """Wall time (s) of each seed's training job of ``method``, from the Snakemake benchmarks."""
-    times = []
-    for path in sorted((experiment_dir / "benchmarks" / "train").glob(f"{method}_seed*.tsv")):
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
-        try:
-            times += [float(row["s"]) for row in rows]
-        except (KeyError, TypeError, ValueError) as err:
-            raise PublishError(f"{path} is not a Snakemake benchmark (no numeric 's' column)") from err
-    return times
 
 
 def overview_rows(results_dir: Path, experiments: Sequence[str], models: dict[str, str], radius: float) -> pd.DataFrame:
@@ -56,7 +44,8 @@ def overview_rows(results_dir: Path, experiments: Sequence[str], models: dict[st
         if f"certified_accuracy@{r}" not in summary.columns:
             raise PublishError(f"{path} has no certified accuracy at radius {r} (report.radii must include it)")
         for row in summary.to_dict("records"):
-            times = training_seconds(results_dir / experiment, row["method"])
+            times = [seconds for job, seconds in benchmark_seconds(results_dir / experiment).items()
+                     if job.startswith(f"train/{row['method']}_seed")]
             rows.append({
                 "experiment": experiment, "model": models[experiment], "method": row["method"],
                 "n_seeds": int(row["n_seeds"]), "n_examples": row["n_examples"],
@@ -97,35 +86,34 @@ def overview_display(rows: pd.DataFrame, radius: float) -> pd.DataFrame:
     })
 
 
-def anchors_display(published_set: str | None, radius: float) -> pd.DataFrame:
-    """The published set's numbers at ``radius`` (certified, and randomized smoothing's probabilistic
-    ones), and clean accuracies, each with its source."""
+def anchors_display(published_sets: Sequence[str], radius: float) -> pd.DataFrame:
+    """The published sets' numbers at ``radius`` (certified, and randomized smoothing's
+    probabilistic ones), and clean accuracies, each with its source."""
     from lmt.report.published import published_numbers
 
-    if published_set is None:
-        return pd.DataFrame()
     r = _radius_key(radius)
     wanted = {"clean_accuracy", f"certified_accuracy@{r}", f"smoothed_certified_accuracy@{r}"}
     return pd.DataFrame([
         {"method": n.method, "quantity": n.quantity, "value": f"{n.value:g} {n.unit}", "status": n.status,
          "source": n.source}
-        for n in published_numbers(published_set) if n.metric in wanted
+        for published_set in published_sets for n in published_numbers(published_set) if n.metric in wanted
     ])
 
 
-def accuracy_figure(results_dir: Path, experiments: Sequence[str], models: dict[str, str], max_radius: float) -> Any:
-    """Certified accuracy against the radius for every (network, method) of the experiments in
+def accuracy_figure(results_dir: Path, rows: pd.DataFrame, max_radius: float) -> Any:
+    """Certified accuracy against the radius for every (network, method) row of the overview in
     one figure — the deterministic certificates solid, randomized smoothing's (probabilistic,
-    of the smoothed classifier) dotted — from each run's per-example table (every seed)."""
+    of the smoothed classifier) dotted — from each seed's per-example table."""
     from lmt.report.accuracy_figure import plot_accuracy_vs_radius
 
     runs = []
-    for experiment in experiments:
-        for path in sorted((results_dir / experiment / "runs").glob("*/seed*/examples.csv")):
-            method, seed = path.parent.parent.name, int(path.parent.name.removeprefix("seed"))
-            runs.append((f"{models[experiment]}: {method}", seed, pd.read_csv(path)))
-    if not runs:
-        raise PublishError(f"no per-example tables (runs/*/seed*/examples.csv) under {results_dir} for {experiments}")
+    for row in rows.itertuples():
+        paths = sorted((results_dir / row.experiment / "runs" / row.method).glob("seed*/examples.csv"))
+        if not paths:
+            raise PublishError(f"no per-example table (examples.csv) for {row.experiment}/{row.method} under "
+                               f"{results_dir}")
+        runs += [(f"{row.model}: {row.method}", int(p.parent.name.removeprefix("seed")), pd.read_csv(p))
+                 for p in paths]
     return plot_accuracy_vs_radius(runs, max_radius, "certified accuracy, every network and certificate kind",
                                    curves=("certified", "smoothed"))
 
@@ -152,13 +140,10 @@ def write_overview(results_dir: str | Path, config: str | Path, radius: float, o
         machines.add(machine_of(records))
     rows = overview_rows(results_dir, experiments, {e: settings[e]["model"] for e in experiments}, radius)
     published = {settings[e].get("report", {}).get("published") for e in experiments} - {None}
-    anchors = anchors_display(sorted(published)[0] if published else None, radius)
+    anchors = anchors_display(sorted(published), radius)
     r = _radius_key(radius)
-    shown = Path(config)
-    if shown.is_absolute():
-        shown = shown.relative_to(Path.cwd()) if shown.is_relative_to(Path.cwd()) else Path(shown.name)
     lines = [
-        f"# Overview of `{shown.as_posix()}` at radius {r}",
+        f"# Overview of `{shown_path(config)}` at radius {r}",
         "",
         f"Written by `lmt-bench overview` from `{results_dir.name}/`; do not edit by hand. Each experiment's own "
         "file beside this one has its full provenance, tables and figures.",
@@ -176,26 +161,18 @@ def write_overview(results_dir: str | Path, config: str | Path, radius: float, o
         "standard deviation over seeds), with Clopper–Pearson 95 % intervals. Certified: the deterministic "
         "certificate of the network itself. RS: randomized smoothing, a certificate of another classifier (the "
         "smoothed one) that holds with probability ≥ 1 − α per example. Training: wall time of one seed's training "
-        "job as it ran (jobs shared the machine's cores, so it is not a clean speed comparison).",
+        "job (its Snakemake benchmark) as it ran: jobs sharing the machine make it longer.",
         "",
     ]
     if not anchors.empty:
         lines += ["## Published numbers", "", anchors.to_markdown(index=False), ""]
     out = Path(out)
-    figure = accuracy_figure(results_dir, experiments, {e: settings[e]["model"] for e in experiments},
-                             max(max(settings[e]["report"]["radii"]) for e in experiments))
-    figure_path = out.with_suffix(".png")
-    lines += ["## Figure", "", f"![certified accuracy against the radius]({figure_path.name})", "",
+    figure = accuracy_figure(results_dir, rows, max(max(settings[e]["report"]["radii"]) for e in experiments))
+    lines += ["## Figure", "", f"![certified accuracy against the radius]({out.with_suffix('.png').name})", "",
               "Certified accuracy against the L2 radius for every network and method: solid, the network's own "
               "deterministic certificate; dotted, randomized smoothing's (probabilistic, of the smoothed "
               "classifier).", ""]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(figure_path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(figure, out.with_suffix(""), formats=("png",))
     with atomic_path(out) as tmp:
         Path(tmp).write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
     return out

@@ -261,16 +261,23 @@ def check_settings(settings: dict[str, Any], records: Sequence[Record], experime
         )
 
 
+def shown_path(path: str | Path) -> str:
+    """A config path as a published file shows it: relative to the working directory, or its
+    name when absolute elsewhere (never a machine's absolute path)."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.name
+
+
 def _config_lines(config: str | Path | None, settings: dict[str, Any] | None, experiment: str) -> list[str]:
     if config is None:
         return ["- config: not given (`--config`); each stage's settings are in its provenance record"]
     path = Path(config)
-    shown = path.as_posix()
-    if path.is_absolute():
-        try:
-            shown = path.relative_to(Path.cwd()).as_posix()
-        except ValueError:
-            shown = path.name
+    shown = shown_path(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     body = yaml.safe_dump(settings, sort_keys=False, allow_unicode=True, default_flow_style=False).rstrip("\n")
     return [
@@ -329,7 +336,7 @@ def duration(seconds: float) -> str:
     return text
 
 
-def _benchmarks(experiment_dir: Path) -> dict[str, float]:
+def benchmark_seconds(experiment_dir: Path) -> dict[str, float]:
     """Wall time (s, mean over Snakemake's repeats) of each job's benchmark, by job name."""
     times = {}
     root = experiment_dir / "benchmarks"
@@ -349,7 +356,7 @@ def _wall_time_lines(records: Sequence[Record], experiment_dir: Path) -> list[st
     """Total and per-stage wall time: the Snakemake benchmarks (one per job) where the run has
     them, else the provenance records' wall times, a stage that records several outputs at
     once (the aggregate stage's three tables) counted once."""
-    benchmarks = _benchmarks(experiment_dir)
+    benchmarks = benchmark_seconds(experiment_dir)
     per_stage: dict[str, list[float]] = defaultdict(list)
     if benchmarks:
         source = "Snakemake benchmarks (`benchmarks/*.tsv`), one per job"

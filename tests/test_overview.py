@@ -47,7 +47,9 @@ def _results(tmp_path, experiments=("mnist_lmt_gloro", "mnist_smoothing"), revis
                                  "min_attack_distance": [1.0, 2.5, float("nan")]})
         if experiment == "mnist_smoothing":
             examples = examples.assign(rs_radius=[1.7, 0.2, 0.0], rs_prediction=[1, 2, 3], rs_abstain=[False, False, True])
-        examples.to_csv(root / experiment / "runs" / "lmt" / "seed0" / "examples.csv", index=False)
+        for method in (row["method"] for row in rows[experiment]):
+            (root / experiment / "runs" / method / "seed0").mkdir(parents=True, exist_ok=True)
+            examples.to_csv(root / experiment / "runs" / method / "seed0" / "examples.csv", index=False)
     return root
 
 
@@ -76,7 +78,10 @@ def test_overview_refuses_a_missing_experiment_a_radius_not_reported_and_a_dirty
         write_overview(results, CONFIG, 1.58, tmp_path / "o.md", ["mnist_lmt_gloro", "mnist_aol"])
     with pytest.raises(PublishError, match="no certified accuracy at radius 0.7"):
         write_overview(results, CONFIG, 0.7, tmp_path / "o.md", ["mnist_lmt_gloro"])
+    (results / "mnist_lmt_gloro" / "runs" / "gloro" / "seed0" / "examples.csv").unlink()
+    with pytest.raises(PublishError, match="no per-example table .* mnist_lmt_gloro/gloro"):
+        write_overview(results, CONFIG, 1.58, tmp_path / "o.md", ["mnist_lmt_gloro"])
     dirty = _results(tmp_path / "dirty", experiments=("mnist_lmt_gloro",), revision="0123abc+dirty")
     with pytest.raises(PublishError, match="refusing to publish"):
         write_overview(dirty, CONFIG, 1.58, tmp_path / "o.md", ["mnist_lmt_gloro"])
-    assert not (tmp_path / "o.md").exists()
+    assert not (tmp_path / "o.md").exists() and not (tmp_path / "o.png").exists()

@@ -67,10 +67,11 @@ def _provenance(stem: str | Path, config: StageConfig, started: float, inputs: S
     )
 
 
-def save_figure(fig: Any, stem: str | Path) -> None:
+def save_figure(fig: Any, stem: str | Path, formats: Sequence[str] = FIGURE_FORMATS) -> None:
+    """``stem``.<format> for each format, each written atomically; closes the figure."""
     import matplotlib.pyplot as plt
 
-    for fmt in FIGURE_FORMATS:
+    for fmt in formats:
         with atomic_path(Path(f"{stem}.{fmt}")) as tmp:
             fig.savefig(tmp, format=fmt, dpi=150)
     plt.close(fig)
