@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmt.attacks.base import BOUNDS
+from lmt.attacks.base import BOUNDS, frozen_parameters
 from lmt.attacks.cw import CW
 from lmt.attacks.foolbox_import import fb
 from lmt.methods import Method, StepContext, cross_entropy_loss, register_method
@@ -30,7 +30,8 @@ def attacked(model: nn.Module, attack: Any, x: torch.Tensor, y: torch.Tensor, ep
     model.eval()
     try:
         fmodel = fb.PyTorchModel(model, bounds=BOUNDS, device=x.device)
-        _, adv, success = attack(fmodel, x, y, epsilons=epsilons)
+        with frozen_parameters(model):  # only the input gradient: the weights' would be discarded
+            _, adv, success = attack(fmodel, x, y, epsilons=epsilons)
     finally:
         model.train(was_training)
     keep = success.view(-1, *([1] * (x.dim() - 1)))

@@ -5,6 +5,7 @@ guide runs as written."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -21,6 +22,8 @@ from torch import nn
 
 import lmt.attacks
 from lmt.attacks import ATTACKS, Attack, create_attack, list_attacks, minimal_l2
+from lmt.attacks.base import BOUNDS, frozen_parameters
+from lmt.attacks.foolbox_import import fb
 from lmt.attacks.pgd import PGD
 from lmt.config import load_schema
 from lmt.docs.schema import documented_attacks
@@ -125,6 +128,37 @@ def test_an_unfoolable_model_gives_inf_for_every_attack(name: str) -> None:
     attack = create_attack(name, small.get(name, {"steps": 3}))
     result = minimal_l2(model, torch.rand(5, 1, 2, 2), torch.zeros(5, dtype=torch.long), attack, progress=False)
     assert torch.isinf(result.distance).all() and not result.success.any()
+
+
+SMALL_BUDGETS = {"cw": {"steps": 10, "binary_search_steps": 2},
+                 "pgd": {"steps": 3, "expansion_steps": 2, "search_steps": 3}}
+
+
+@pytest.mark.parametrize("name", list_attacks())
+def test_attacks_run_on_frozen_weights_with_the_same_result(name: str) -> None:
+    """minimal_l2 runs each attack with the weights' requires_grad off (Foolbox's backward would
+    otherwise compute every weight gradient too): the candidates are bitwise those of the
+    trainable model, no weight gradient is written, and requires_grad is restored (also where
+    the attack raises)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(36, 3)).eval()
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 3, (6,))
+    attack = create_attack(name, SMALL_BUDGETS.get(name, {"steps": 5}))
+    fmodel = fb.PyTorchModel(model, bounds=BOUNDS)
+    candidates = []
+    for freeze in (False, True):
+        torch.manual_seed(1)
+        with frozen_parameters(model) if freeze else contextlib.nullcontext():
+            candidates.append(attack.perturb(fmodel, x, y))
+            assert all(p.requires_grad != freeze for p in model.parameters())
+    assert torch.equal(candidates[0], candidates[1])
+    for p in model.parameters():
+        p.grad = None
+    minimal_l2(model, x, y, attack, progress=False)
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+    with pytest.raises(RuntimeError, match="inside"), frozen_parameters(model):
+        raise RuntimeError("inside")
+    assert all(p.requires_grad for p in model.parameters())
 
 
 def _readme_guide() -> str:

@@ -194,6 +194,7 @@ def test_tiny_workflow_runs_end_to_end_and_reruns_as_no_op(tiny_run: Path) -> No
     attacked = json.loads((root / "runs" / "lmt" / "seed0" / "attack_cw.provenance.json").read_text())
     assert attacked["config"]["attack"]["budget"]["steps"] == 20 and attacked["config"]["attack"]["n_examples"] == 40
     _check_smoothing(root, examples, summary)
+    _check_modern_methods(tmp_path / "results" / "tiny_modern")
     html = (tmp_path / "report.html").read_text()
     for name in FIGURES:
         assert f"{name}.png" in html, f"figure {name} missing from the HTML report"
@@ -217,6 +218,32 @@ def test_the_report_reads_in_a_browser(tiny_run: Path, tmp_path: Path) -> None:
     assert outcome.ok, "\n".join(outcome.problems)
     assert len(outcome.figures_opened) == len(FIGURES), outcome.figures_opened
     assert {p.name for p in outcome.screenshots} >= {"landing.png", "figure.png", "caption.png", "table.png"}
+
+
+def _check_modern_methods(root: Path) -> None:
+    """The tiny config's second experiment: the methods that followed LMT (a 1-Lipschitz AOL
+    network with the offset cross-entropy and GloRo, and randomized smoothing's Gaussian-noise
+    base classifier) are trained, certified from their weights and attacked with C&W on the same
+    examples, and every AOL layer's certified bound keeps its promise of 1."""
+    summary = pd.read_csv(root / "tables" / "summary.csv")
+    methods = {"offset_ce", "gloro", "gaussian_noise"}
+    assert set(summary["method"]) == methods
+    assert summary.set_index("method")["n_attacked"].eq(40).all()
+    for method in methods:
+        run = root / "runs" / method / "seed0"
+        every = pd.read_csv(run / "examples.csv")
+        assert len(every) == 200 and every["attacked"].sum() == 40
+        attacked = every[every["attacked"]]
+        assert attacked["cw_distance"].notna().all() and attacked["cw_success"].any()
+        assert (attacked["min_attack_distance"] == attacked["cw_distance"]).all()
+        assert (attacked["certified_radius"] <= attacked["cw_distance"]).all()
+        assert {"rs_radius", "rs_abstain"} <= set(every.columns)
+        layers = json.loads((run / "bounds.json").read_text())["layers"]
+        promised = [layer for layer in layers if "promised" in layer]
+        assert {layer["type"] for layer in promised} == {"AOLConv2d", "AOLLinear"}, promised
+        assert all(layer["bound"] <= layer["promised"] * (1 + 1e-6) for layer in promised), promised
+    for path in ExperimentPaths("tiny_modern").outputs(published=True):
+        assert (root.parent.parent / path).stat().st_size > 100, path
 
 
 def _check_smoothing(root: Path, examples: pd.DataFrame, summary: pd.DataFrame) -> None:

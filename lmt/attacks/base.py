@@ -12,7 +12,9 @@ in minimisation mode.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -61,6 +63,23 @@ class FoolboxMinimization(Attack):
         return adv
 
 
+@contextlib.contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` with no parameter requiring a gradient, restored on exit.
+
+    Foolbox (through EagerPy) differentiates with ``loss.backward()``, which otherwise also
+    computes and accumulates every weight gradient: on the Wong & Kolter CNN that doubles the
+    cost of an attack step. The input gradient, and so every attack's result, is the same."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
 @dataclass
 class AttackResult:
     distance: torch.Tensor  # (N,) float64: +inf where no adversarial example was found
@@ -89,7 +108,8 @@ def minimal_l2(
     for start in tqdm(range(0, len(y), batch_size), desc=attack.name, disable=not progress, mininterval=2.0):
         xb = x[start : start + batch_size].to(device)
         yb = y[start : start + batch_size].to(device)
-        adv = attack.perturb(fmodel, xb, yb)
+        with frozen_parameters(model):
+            adv = attack.perturb(fmodel, xb, yb)
         with torch.no_grad():
             # Trust only what our own forward pass confirms.
             fooled = model(adv).argmax(1) != yb
