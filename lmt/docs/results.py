@@ -20,6 +20,8 @@ RESULT_SECTIONS: dict[str, tuple[str, str]] = {
     "results-mnist-full-chain": ("docs/results/mnist_full/mnist_wk_full.md", "Inequality chain"),
     "results-mnist-full-published": ("docs/results/mnist_full/mnist_wk_full.md", "Published numbers beside ours"),
     "results-mnist-sweep-tradeoff": ("docs/results/mnist_full/mnist_lmt_c.md", "Trade-off of a sweep"),
+    "results-mnist-long-tradeoff": ("docs/results/mnist_full/mnist_lmt_long.md", "Trade-off of a sweep"),
+    "results-mnist-long-summary": ("docs/results/mnist_full/mnist_lmt_long.md", "Summary"),
     "results-modern-mnist-provenance": ("docs/results/modern_mnist/overview.md", "Provenance"),
     "results-modern-mnist-overview": ("docs/results/modern_mnist/overview.md", "Overview at 1.58"),
     "results-modern-mnist-published": ("docs/results/modern_mnist/overview.md", "Published numbers"),
