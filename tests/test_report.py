@@ -204,6 +204,25 @@ def test_the_modern_mnist_anchors_compare_gloro_and_lmt_at_1_58() -> None:
     assert (table.loc[table["method"] == "lmt", "our_seeds"] == 0).all()  # not run here
 
 
+def test_a_sweep_of_a_published_method_is_compared_run_by_run() -> None:
+    """A c sweep runs lmt.c4 and lmt.c8, no plain lmt: BCP's LMT numbers are shown beside each
+    run of the sweep, labelled with it, not as "not run here"; a plain lmt run, where there is
+    one, is the only counterpart."""
+    summary = pd.DataFrame({"method": ["lmt.c4", "lmt.c8", "gloro"], "n_seeds": [1, 1, 1],
+                            "certified_accuracy@1.58": [0.401, 0.405, 0.3], "clean_accuracy": [0.886, 0.885, 0.9]})
+    chain = pd.DataFrame(columns=["method", "ratio", "median"])
+    table = comparison_table("modern_mnist", summary, chain)
+    lmt = table[table["metric"] == "certified_accuracy@1.58"].set_index("method")
+    assert set(lmt.index) == {"gloro", "lmt.c4", "lmt.c8"}
+    assert lmt.loc["lmt.c8", "value"] == 40.55 and lmt.loc["lmt.c8", "ours"] == pytest.approx(40.5)
+    assert lmt.loc["lmt.c4", "ours"] == pytest.approx(40.1) and lmt.loc["lmt.c4", "our_seeds"] == 1
+    assert "lmt.c8" in comparison_display(table)["method"].tolist()
+    plain = pd.concat([summary, pd.DataFrame({"method": ["lmt"], "n_seeds": [3], "certified_accuracy@1.58": [0.2]})])
+    rows = comparison_table("modern_mnist", plain, chain)
+    assert rows.loc[rows["metric"] == "certified_accuracy@1.58", "method"].tolist().count("lmt") == 1
+    assert not rows["method"].str.startswith("lmt.").any()
+
+
 def test_the_cifar10_anchors_compare_each_one_lipschitz_layer_on_its_own_network() -> None:
     """config/cifar10.yaml's anchors at 36/255: Prach et al.'s SOC-M, SLL-M, AOL-M, CPL-M beside
     our offset_ce on the ConvNet-S of the same layer only; LiResNet and randomized smoothing

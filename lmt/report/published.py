@@ -7,7 +7,8 @@ An experiment opts in with ``report.published: <set>`` (``mnist_wk``, ``modern_m
 comparison table then puts our value of the same quantity (mean ± std over seeds) beside each
 published one: that of our method of the same name, and where the number names a ``model`` only
 on that network (a published number of another network, or of a method the experiment does not
-run, shows "no counterpart"). Probabilistic numbers (randomized smoothing) say so in their
+run, shows "no counterpart"; where the experiment sweeps the method, each run of the sweep, e.g.
+``lmt.c4``, gets its own row). Probabilistic numbers (randomized smoothing) say so in their
 quantity. The sets are registered by name in :data:`PUBLISHED_SETS` (a
 :class:`lmt.registry.Registry`, each entry the set's numbers); the config checks
 ``report.published`` against that registry.
@@ -15,7 +16,7 @@ quantity. The sets are registered by name in :data:`PUBLISHED_SETS` (a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 
@@ -162,9 +163,22 @@ def comparison_table(
     experiment's network, for the numbers that name one; ``ours_missing``: why ours is absent)."""
     rows = []
     for number in published_numbers(published_set):
-        mean, std, n, missing = _ours(number, summary, chain, model)
-        rows.append({**asdict(number), "ours": mean, "ours_std": std, "our_seeds": n, "ours_missing": missing})
-    return pd.DataFrame(rows)
+        for label in counterparts(number.method, summary):
+            mean, std, n, missing = _ours(replace(number, method=label), summary, chain, model)
+            rows.append({**asdict(number), "method": label, "ours": mean, "ours_std": std, "our_seeds": n,
+                         "ours_missing": missing})
+    return pd.DataFrame(rows, columns=[*PublishedNumber.__dataclass_fields__, "ours", "ours_std", "our_seeds",
+                                       "ours_missing"])
+
+
+def counterparts(method: str, summary: pd.DataFrame) -> list[str]:
+    """Our runs a published number of ``method`` is compared with: the run of that name, else
+    every labelled run of it (a sweep's ``lmt.c4``, ``lmt.c8``, or a tagged ``lmt.long``), in
+    the summary's order; the name alone where there is none (its row then says so)."""
+    ran = list(dict.fromkeys(summary["method"])) if "method" in summary else []
+    if method in ran:
+        return [method]
+    return [label for label in ran if label.startswith(f"{method}.")] or [method]
 
 
 def comparison_display(table: pd.DataFrame) -> pd.DataFrame:
