@@ -7,6 +7,8 @@ Variants:
 * ``prop2_clipped`` (the official code's ``lmt-fc`` mode, used in all its experiments): the
   Prop. 2 addition scaled by a per-example factor f = min_i clip(m_i / l_i, 0, 1), detached, so
   a misclassified point gets plain cross-entropy and an uncertified one is pushed to a tie.
+  c saturates: where every m_j < l_j the shift l_i·min_j(m_j/l_j) does not depend on c, so once
+  no training example reaches its shifted margin a larger c changes nothing.
 
 Gradients flow through the Lipschitz bound into the weights in every variant.
 """

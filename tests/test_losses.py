@@ -58,6 +58,29 @@ def test_gradient_reaches_the_bound_and_the_head(batch) -> None:
     assert torch.isfinite(w.grad).all()
 
 
+def _clipped_loss_and_grads(logits, labels, w, c: float) -> tuple[torch.Tensor, ...]:
+    logits, w = logits.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    body = torch.tensor(2.0, requires_grad=True)
+    loss = lmt_loss(logits, labels, c, "prop2_clipped", body=body, head_weight=w)
+    return (loss, *torch.autograd.grad(loss, (logits, body, w)))
+
+
+def test_the_clipped_loss_saturates_in_c(batch) -> None:
+    """prop2_clipped: once no example reaches its shifted margin (every f < 1), the shift
+    l_i·min_j(m_j/l_j) does not depend on c: doubling c (exact in floating point) gives bitwise
+    the same loss and gradients (README: c = 8 and c = 16 trained identical networks). Below that
+    point c matters: at a small c some example is certified (f = 1) and the loss differs."""
+    logits, labels, w = batch
+    shift = prop2_margin(labels, 8.0, torch.tensor(2.0), w)
+    assert (clip_factor(logits, labels, shift) < 1).all(), "the saturated regime: no example certified at c = 8"
+    at_8, at_16 = _clipped_loss_and_grads(logits, labels, w, 8.0), _clipped_loss_and_grads(logits, labels, w, 16.0)
+    assert all(torch.equal(a, b) for a, b in zip(at_8, at_16))
+    small = 1e-3
+    assert (clip_factor(logits, labels, prop2_margin(labels, small, torch.tensor(2.0), w)) == 1).any()
+    at_small, at_double = (_clipped_loss_and_grads(logits, labels, w, c) for c in (small, 2 * small))
+    assert not torch.equal(at_small[0], at_double[0])
+
+
 def test_prop2_without_a_linear_head_is_a_clear_error(batch) -> None:
     logits, labels, _ = batch
     with pytest.raises(ValueError, match="linear layer"):
