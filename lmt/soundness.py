@@ -5,7 +5,11 @@ Checks on one run's per-example table, all fatal:
 
 * a NaN or infinite margin, Lipschitz bound or radius (certified, Prop. 1, gradient-based), or
   a NaN attack distance (an attack that fails records +inf, which is allowed): the numbers
-  cannot be trusted, so the gate fails closed instead of reporting a radius;
+  cannot be trusted, so the gate fails closed instead of reporting a radius. One exact +inf is
+  allowed: ``radius_without_rounding`` (a diagnostic, never a certificate) when every pair
+  bound of an example is exactly 0 and its margins positive: a constant logit difference never
+  flips (a collapsed network whose head rows are all equal). Its certified radius, which pays
+  for rounding, stays finite and is still required to be;
 
 * certified radius (A) > smallest attack distance (D): an adversarial example lies inside the
   certified ball, so the certificate is wrong;
@@ -61,6 +65,8 @@ class NonFiniteError(SoundnessError, ValueError):
 FINITE_COLUMNS = ("margin", "lipschitz_bound", "body_bound", "rounding_slack", "radius_prop1",
                   "certified_radius", "radius_without_rounding", "radius_global_grad",
                   "radius_local_grad", "promise_excess")
+# Of those, the columns where +inf is an exact answer rather than a failure (see the module doc).
+PLUS_INF_EXACT = ("radius_without_rounding",)
 
 
 def broken_promises(promises: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -85,20 +91,22 @@ def check_promises(promises: list[dict[str, Any]], run_label: str) -> None:
         raise SoundnessError(f"{run_label}: {promise_message(promises)}")
 
 
-def non_finite_problems(frame: pd.DataFrame, columns: list[str] | None = None, allow_inf: tuple[str, ...] = ()) -> list[str]:
-    """One message per column of ``frame`` with NaN (or ±inf, unless allowed) entries, naming
-    the column and the example ids."""
+def non_finite_problems(frame: pd.DataFrame, columns: list[str] | None = None,
+                        allow_inf: tuple[str, ...] = PLUS_INF_EXACT) -> list[str]:
+    """One message per column of ``frame`` with NaN, −inf or +inf entries, naming the column and
+    the example ids; +inf passes in the ``allow_inf`` columns (a failed attack's distance, the
+    exact radius of a constant logit difference), −inf never does."""
     problems = []
     for column in columns if columns is not None else [c for c in FINITE_COLUMNS if c in frame]:
         values = pd.to_numeric(frame[column], errors="coerce")
         if column == "body_bound" and "certificate" in frame:
             values = values[frame["certificate"] == "prop2"]
-        bad = values.isna() | (~np.isfinite(values) if column not in allow_inf else False)
+        bad = values.isna() | (values == -np.inf if column in allow_inf else ~np.isfinite(values))
         if bad.any():
             ids = frame.loc[bad[bad].index, "example_id"].tolist()
             shown = ids[:SHOWN_ROWS]
             more = f" (and {len(ids) - SHOWN_ROWS} more)" if len(ids) > SHOWN_ROWS else ""
-            what = "NaN" if column in allow_inf else "NaN or infinite"
+            what = "NaN or -inf" if column in allow_inf else "NaN or infinite"
             problems.append(f"column {column!r} is {what} for {len(ids)} example(s); ids: {shown}{more}")
     return problems
 

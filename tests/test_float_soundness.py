@@ -114,6 +114,32 @@ def test_relu_net_certificates_never_exceed_the_exact_distance() -> None:
     assert free[5] == pytest.approx(exact_distance(model, x[5].double().numpy(), int(y[5]), box=False))
 
 
+def test_a_collapsed_head_certifies_finitely_and_passes_the_gate(mnist: Dataset) -> None:
+    """Equal head rows (what the unclipped LMT loss drove a full-MNIST run to at c = 2.5): every
+    logit difference is the constant b_y − b_i, so every pair bound is exactly 0. In exact
+    arithmetic the prediction never flips (+inf where the margin is positive, 0 where it is not);
+    the certificate pays for rounding, so it stays finite, and the certify stage's gate passes
+    the frame instead of refusing a collapsed but valid network."""
+    import pandas as pd
+
+    from lmt.soundness import require_finite
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10)).eval()
+    with torch.no_grad():
+        model[3].weight.copy_(model[3].weight[:1].expand(10, -1))
+        model[3].bias.copy_(torch.linspace(-0.5, 0.4, 10))  # class 9 wins everywhere
+    x, y = mnist.test.x[:50], mnist.test.y[:50]
+    certificates = _certify(model, x, y, (1, 28, 28))
+    winners = y == 9
+    assert winners.any() and (~winners).any()
+    exact, radius = certificates.radius_exact_arithmetic, certificates.radius
+    assert torch.isinf(exact[winners]).all() and (exact[~winners] == 0).all()
+    assert torch.isfinite(radius).all() and (radius[winners] > 0).all() and (radius[~winners] == 0).all()
+    require_finite(pd.DataFrame({"example_id": range(len(y)), "certified_radius": radius.numpy(),
+                                 "radius_without_rounding": exact.numpy()}), "collapsed")
+
+
 class _Residual(nn.Module):
     """Conv + BN, ReLU, a residual sum, average pooling, concatenation, tanh, sigmoid and a head:
     every kind of step the rounding analysis distinguishes."""

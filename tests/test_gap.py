@@ -130,7 +130,7 @@ def test_a_non_finite_lower_bound_fails_closed(column: str, bad: float) -> None:
 
 
 def test_a_nan_attack_distance_on_an_attacked_example_fails_closed() -> None:
-    with pytest.raises(NonFiniteError, match=r"(?s)'ddn_distance' is NaN for 1 example.*ids: \[2\]"):
+    with pytest.raises(NonFiniteError, match=r"(?s)'ddn_distance' is NaN or -inf for 1 example.*ids: \[2\]"):
         example_intervals(_examples(ddn_distance=[2.0, 0.6, np.nan, INF, 0.0, np.nan]))
 
 

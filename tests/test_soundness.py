@@ -196,14 +196,34 @@ NAN, INF = float("nan"), float("inf")
 @pytest.mark.parametrize("value", [NAN, INF, -INF])
 def test_gate_fails_closed_on_a_non_finite_number(tmp_path, column: str, value: float) -> None:
     """NaN or ±inf in a bound, a margin or any radius: an error naming the run, the column and
-    the example id — never a radius. Every attack fails here (+inf), so nothing else objects."""
+    the example id — never a radius. Every attack fails here (+inf), so nothing else objects.
+    The one exception, +inf in radius_without_rounding, has its own test below."""
     from lmt.pipeline import merge_stage
     from lmt.soundness import SoundnessError
+
+    if (column, value) == ("radius_without_rounding", INF):
+        pytest.skip("an exact answer there (test_gate_passes_an_infinite_radius_without_rounding)")
 
     certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [INF] * 4, **{column: [1.0, 1.0, value, 1.0]})
     with pytest.raises(SoundnessError, match=rf"(?s)exp/lmt/seed0.*'{column}'.*ids: \[2\]"):
         merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
     assert not (tmp_path / "examples.csv").exists()
+
+
+def test_gate_passes_an_infinite_radius_without_rounding(tmp_path) -> None:
+    """+inf in radius_without_rounding is exact where an example's pair bounds are all 0 (a
+    constant logit difference never flips: a collapsed network whose head rows are equal), and
+    is not a certificate, so it passes into examples.csv as +inf; the certified radius beside it
+    must still be finite (the parametrized test above)."""
+    import pandas as pd
+
+    from lmt.pipeline import merge_stage
+
+    certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [INF] * 4,
+                                               radius_without_rounding=[0.2, 0.6, INF, 1.0])
+    merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
+    merged = pd.read_csv(tmp_path / "examples.csv")
+    assert merged["radius_without_rounding"].tolist() == [0.2, 0.6, INF, 1.0]
 
 
 def test_gate_allows_failed_attacks_but_not_nan_distances(tmp_path) -> None:
