@@ -9,7 +9,10 @@ Checks on one run's per-example table, all fatal:
   allowed: ``radius_without_rounding`` (a diagnostic, never a certificate) when every pair
   bound of an example is exactly 0 and its margins positive: a constant logit difference never
   flips (a collapsed network whose head rows are all equal). Its certified radius, which pays
-  for rounding, stays finite and is still required to be;
+  for rounding, stays finite and is still required to be. The gradient-based radii (B) and (C)
+  of the inequality chain (diagnostics too) are +inf for the same network: every measured
+  gradient norm is exactly 0, and a positive margin over 0 is +inf (0 over 0 stays NaN, and
+  fails);
 
 * certified radius (A) > smallest attack distance (D): an adversarial example lies inside the
   certified ball, so the certificate is wrong;
@@ -66,7 +69,7 @@ FINITE_COLUMNS = ("margin", "lipschitz_bound", "body_bound", "rounding_slack", "
                   "certified_radius", "radius_without_rounding", "radius_global_grad",
                   "radius_local_grad", "promise_excess")
 # Of those, the columns where +inf is an exact answer rather than a failure (see the module doc).
-PLUS_INF_EXACT = ("radius_without_rounding",)
+PLUS_INF_EXACT = ("radius_without_rounding", "radius_global_grad", "radius_local_grad")
 
 
 def broken_promises(promises: list[dict[str, Any]]) -> list[dict[str, Any]]:

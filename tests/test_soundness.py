@@ -197,12 +197,13 @@ NAN, INF = float("nan"), float("inf")
 def test_gate_fails_closed_on_a_non_finite_number(tmp_path, column: str, value: float) -> None:
     """NaN or ±inf in a bound, a margin or any radius: an error naming the run, the column and
     the example id — never a radius. Every attack fails here (+inf), so nothing else objects.
-    The one exception, +inf in radius_without_rounding, has its own test below."""
+    The exceptions, +inf in radius_without_rounding and in the gradient-based radii, have their
+    own tests below."""
     from lmt.pipeline import merge_stage
     from lmt.soundness import SoundnessError
 
-    if (column, value) == ("radius_without_rounding", INF):
-        pytest.skip("an exact answer there (test_gate_passes_an_infinite_radius_without_rounding)")
+    if value == INF and column in ("radius_without_rounding", "radius_global_grad", "radius_local_grad"):
+        pytest.skip("an exact answer there (the test_gate_passes_an_infinite_* tests below)")
 
     certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [INF] * 4, **{column: [1.0, 1.0, value, 1.0]})
     with pytest.raises(SoundnessError, match=rf"(?s)exp/lmt/seed0.*'{column}'.*ids: \[2\]"):
@@ -224,6 +225,22 @@ def test_gate_passes_an_infinite_radius_without_rounding(tmp_path) -> None:
     merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
     merged = pd.read_csv(tmp_path / "examples.csv")
     assert merged["radius_without_rounding"].tolist() == [0.2, 0.6, INF, 1.0]
+
+
+def test_gate_passes_infinite_gradient_radii_of_a_constant_network(tmp_path) -> None:
+    """(B) and (C) are margin / (largest measured gradient norm): a collapsed, constant network
+    has every gradient norm exactly 0, so an example with a positive margin gets +inf, which is
+    exact (the full-MNIST unclipped LMT run at c = 2.5 produced 126 such examples and the gate
+    refused them). +inf passes into examples.csv; NaN and -inf still fail (parametrized test)."""
+    import pandas as pd
+
+    from lmt.pipeline import merge_stage
+
+    certified, gradient, attacks = _run_tables(tmp_path, [INF] * 4, [INF] * 4, grad=[0.3, 1.1, INF, 1.9])
+    merge_stage(certified, gradient, attacks, str(tmp_path / "examples.csv"), "exp/lmt/seed0")
+    merged = pd.read_csv(tmp_path / "examples.csv")
+    assert merged["radius_global_grad"].tolist() == [0.3, 1.1, INF, 1.9]
+    assert merged["radius_local_grad"].tolist()[2] == INF
 
 
 def test_gate_allows_failed_attacks_but_not_nan_distances(tmp_path) -> None:
