@@ -25,6 +25,7 @@ RESULT_SECTIONS: dict[str, tuple[str, str]] = {
     "results-mnist-sweep-tradeoff": ("docs/results/mnist_full/mnist_lmt_c.md", "Trade-off of a sweep"),
     "results-mnist-long-tradeoff": ("docs/results/mnist_full/mnist_lmt_long.md", "Trade-off of a sweep"),
     "results-mnist-long-summary": ("docs/results/mnist_full/mnist_lmt_long.md", "Summary"),
+    "results-mnist-unclipped-tradeoff": ("docs/results/mnist_full/mnist_lmt_unclipped.md", "Trade-off of a sweep"),
     "results-modern-mnist-provenance": ("docs/results/modern_mnist/overview.md", "Provenance"),
     "results-modern-mnist-overview": ("docs/results/modern_mnist/overview.md", "Overview at 1.58"),
     "results-modern-mnist-published": ("docs/results/modern_mnist/overview.md", "Published numbers"),
