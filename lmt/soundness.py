@@ -11,8 +11,8 @@ Checks on one run's per-example table, all fatal:
   flips (a collapsed network whose head rows are all equal). Its certified radius, which pays
   for rounding, stays finite and is still required to be. The gradient-based radii (B) and (C)
   of the inequality chain (diagnostics too) are +inf for the same network: every measured
-  gradient norm is exactly 0, and a positive margin over 0 is +inf (0 over 0 stays NaN, and
-  fails);
+  gradient norm is exactly 0, and :func:`lmt.certify.radii` gives a positive margin over a zero
+  bound +inf (and a non-positive one 0);
 
 * certified radius (A) > smallest attack distance (D): an adversarial example lies inside the
   certified ball, so the certificate is wrong;
