@@ -12,7 +12,10 @@ of a step does not depend on the pixel values.
 revision, torch, device, CPU, threads, command line, date, wall time), atomically.
 
 On a shared machine, ``--repeats 5`` alternates standard and LMT blocks so that both see the
-same load, and reports the medians.
+same load, and reports the medians, with the quartiles of the per-block ratios.
+
+``--threads 1 2`` measures at each of these intra-op thread counts in turn, in the same run (the
+workflow's jobs run with one thread each; a single job on a whole machine takes all cores).
 
 ``--count-ops`` times nothing: it counts the ATen operations that one optimizer step dispatches
 (a TorchDispatchMode sees every operation below autograd: forward with the loss and, for LMT,
@@ -164,11 +167,15 @@ def main() -> None:
                         help="alternating standard/LMT blocks of --steps steps; medians are reported")
     parser.add_argument("--models", nargs="+", default=["wong_kolter_mnist:50", "wrn_16_4:128"],
                         help="model:batch pairs")
+    parser.add_argument("--threads", nargs="+", type=int, default=None,
+                        help="intra-op thread counts to time at, one after another (default: torch's)")
     parser.add_argument("--count-ops", action="store_true",
                         help="count the ATen operations of one step instead of timing steps")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the output to this Markdown file, with a provenance header")
     args = parser.parse_args()
+    if args.threads is not None and min(args.threads) < 1:
+        parser.error(f"--threads: every thread count must be at least 1, got {args.threads}")
     device = choose_device(args.device)
     title = "ATen operations per training step" if args.count_ops else "Training step time, LMT vs standard"
     print_and_record(args.out, title, describe(device), lambda: report(args, device))
@@ -180,9 +187,17 @@ def report(args: argparse.Namespace, device: torch.device) -> None:
     if args.count_ops:
         print_op_counts(args.models, device)
         return
-    for spec in args.models:
-        name, batch = spec.split(":")
-        print_timings(name, int(batch), device, args.steps, args.repeats)
+    initial = torch.get_num_threads()
+    try:
+        for threads in args.threads or [initial]:
+            torch.set_num_threads(threads)
+            if args.threads is not None:
+                print(f"intra-op threads: {threads}")
+            for spec in args.models:
+                name, batch = spec.split(":")
+                print_timings(name, int(batch), device, args.steps, args.repeats)
+    finally:
+        torch.set_num_threads(initial)
 
 
 def print_timings(name: str, batch: int, device: torch.device, steps: int, repeats: int) -> None:
@@ -198,9 +213,13 @@ def print_timings(name: str, batch: int, device: torch.device, steps: int, repea
             times[run].append(seconds_per_step(step, device, steps))
     ratios = [lmt / standard for standard, lmt in zip(times["standard"], times["lmt"])]
     standard, lmt = statistics.median(times["standard"]), statistics.median(times["lmt"])
+    spread = ""
+    if repeats >= 4:
+        low, _, high = statistics.quantiles(ratios, n=4)
+        spread = f", quartiles {low:.2f}–{high:.2f}"
     print(f"{name} (batch {batch}): standard {standard * 1e3:.2f} ms/step, LMT {lmt * 1e3:.2f} ms/step, "
           f"ratio LMT/standard = {statistics.median(ratios):.2f}"
-          + (f" (median of {repeats} alternating blocks)" if repeats > 1 else ""))
+          + (f" (median of {repeats} alternating blocks{spread})" if repeats > 1 else ""))
 
 
 if __name__ == "__main__":

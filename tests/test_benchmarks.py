@@ -71,3 +71,24 @@ def test_out_writes_the_printed_output_under_a_provenance_header(bench_training,
     assert ("| wong_kolter_mnist, 2 | lmt |" in body) == (mode == ["--count-ops"])
     assert ("ms/step" in body) == (mode != ["--count-ops"])
     assert [p.name for p in out.parent.iterdir()] == ["bench.md"]  # no temporary file left
+
+
+def test_threads_times_each_thread_count_in_one_run_with_the_spread(bench_training, monkeypatch, capsys) -> None:
+    initial = torch.get_num_threads()
+    monkeypatch.setattr(sys, "argv", ["bench_training.py", "--device", "cpu", "--models", "wong_kolter_mnist:2",
+                                      "--steps", "1", "--repeats", "4", "--threads", "1", "2"])
+    bench_training.main()
+    out = capsys.readouterr().out
+    sections = out.split("intra-op threads: ")[1:]
+    assert [section.split("\n", 1)[0] for section in sections] == ["1", "2"]
+    for section in sections:
+        assert "wong_kolter_mnist (batch 2): standard " in section
+        assert "(median of 4 alternating blocks, quartiles " in section
+    assert torch.get_num_threads() == initial  # the process's setting is restored
+
+
+def test_threads_refuses_a_count_below_one(bench_training, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["bench_training.py", "--threads", "2", "0"])
+    with pytest.raises(SystemExit):
+        bench_training.main()
+    assert "--threads: every thread count must be at least 1, got [2, 0]" in capsys.readouterr().err
