@@ -1,6 +1,8 @@
 """Certification and attack cost vs inference, measured in one run on one device (not a test).
 
-On the embedded test split (W&K CNN, seed 0) prints, kept apart because they scale differently:
+On the embedded test split (an untrained W&K CNN, seed 0: the costs do not depend on the
+weights; the share of the radius given up to rounding does, and is large for an untrained
+network's small margins) prints, kept apart because they scale differently:
 
 - the **one-time** cost of a certificate: tracing the network and its certification-mode
   Lipschitz bound (paid once per model, whatever the number of examples);
@@ -93,7 +95,7 @@ def report(args: argparse.Namespace, device: torch.device) -> None:
     certify, certificates = median_seconds(lambda: certify_examples(network, bound, model, x, y), device, args.repeats)
 
     per_certify, per_inference = certify / n, inference / n
-    print(f"W&K CNN, {n} embedded MNIST test examples (medians of {args.repeats} runs)")
+    print(f"W&K CNN (untrained, seed 0), {n} embedded MNIST test examples (medians of {args.repeats} runs)")
     print(f"one-time: certified bound {one_time:.3f} s (tracing {trace:.3f} s, certification-mode bound "
           f"{bound_s:.3f} s), paid once per model")
     print(f"per example: float-sound radii {per_certify * 1e3:.4f} ms, float32 inference {per_inference * 1e3:.4f} ms: "
