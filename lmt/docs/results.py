@@ -32,6 +32,7 @@ RESULT_SECTIONS: dict[str, tuple[str, str]] = {
     "results-training-steps-wk": ("docs/results/benchmarks/training_steps_wk_cpu.md", "Results"),
     "results-training-steps-wrn": ("docs/results/benchmarks/training_steps_wrn_cpu.md", "Results"),
     "results-training-ops": ("docs/results/benchmarks/training_ops.md", "Results"),
+    "results-pipeline": ("docs/results/benchmarks/pipeline_cpu.md", "Results"),
 }
 
 
