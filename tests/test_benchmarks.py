@@ -92,3 +92,50 @@ def test_threads_refuses_a_count_below_one(bench_training, monkeypatch, capsys) 
     with pytest.raises(SystemExit):
         bench_training.main()
     assert "--threads: every thread count must be at least 1, got [2, 0]" in capsys.readouterr().err
+
+
+def _run_gpu_check(tmp_path: Path, failing: str = "", wheels: bool = False) -> tuple[int, list[str]]:
+    """gpu_check.sh with PYTHON set to a stub that logs its arguments (and fails on ``failing``)."""
+    import subprocess
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    log = tmp_path / "calls.log"
+    stub = tmp_path / "python"
+    stub.write_text(f'#!/usr/bin/env bash\necho "$*" >> {log}\n'
+                    + (f'case "$*" in *{failing}*) exit 3;; esac\n' if failing else "") + "exit 0\n")
+    stub.chmod(0o755)
+    script = BENCHMARKS / "gpu_check.sh"
+    wheel_dir = tmp_path / "wheels"
+    if wheels:
+        wheel_dir.mkdir()
+        (wheel_dir / "foolbox-3.3.4-py3-none-any.whl").write_text("")
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(stub), "DEVICE": "cuda", "OUT": str(tmp_path / "out"),
+           "STEPS": "3", "REPEATS": "2", "WHEELS": str(wheel_dir)}
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    return done.returncode, log.read_text().splitlines()
+
+
+def test_gpu_check_runs_every_part_on_the_device_into_out(tmp_path) -> None:
+    status, calls = _run_gpu_check(tmp_path)
+    assert status == 0
+    out = tmp_path / "out"
+    assert calls == [
+        f"benchmarks/bench_training.py --device cuda --models wong_kolter_mnist:50 wrn_16_4:128 --steps 3 --repeats 2 --out {out}/training_steps_cuda.md",
+        f"benchmarks/bench_training.py --device cuda --count-ops --out {out}/training_ops_cuda.md",
+        f"benchmarks/bench_pipeline.py --device cuda --out {out}/pipeline_cuda.md",
+        f"-m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_gpu_slots.py --junitxml {out}/pytest_gpu.xml",
+    ]
+
+
+def test_gpu_check_goes_on_past_a_failing_part_and_then_fails(tmp_path) -> None:
+    status, calls = _run_gpu_check(tmp_path, failing="--count-ops")
+    assert status == 1 and len(calls) == 4
+
+
+def test_gpu_check_installs_carried_wheels_and_the_project_first(tmp_path) -> None:
+    status, calls = _run_gpu_check(tmp_path, wheels=True)
+    assert status == 0 and len(calls) == 5
+    assert calls[0] == (f"-m pip install --quiet --no-index --no-deps --no-build-isolation --no-compile --target "
+                        f"/tmp/site {tmp_path}/wheels/foolbox-3.3.4-py3-none-any.whl .")
+    status, calls = _run_gpu_check(tmp_path / "again", failing="pip install", wheels=True)
+    assert status == 1 and len(calls) == 1  # nothing runs without its packages
