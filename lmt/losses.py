@@ -24,7 +24,7 @@ import torch.nn.functional as F
 VARIANTS = ("prop1", "prop2", "prop2_clipped")
 
 
-def prop1_margin(logits: torch.Tensor, labels: torch.Tensor, c: float, total: torch.Tensor) -> torch.Tensor:
+def prop1_margin(logits: torch.Tensor, labels: torch.Tensor, c: float | torch.Tensor, total: torch.Tensor) -> torch.Tensor:
     """Additive logit shift √2·c·L_F on every non-target class."""
     shift = math.sqrt(2) * c * total
     not_target = 1.0 - F.one_hot(labels, logits.shape[1]).to(logits)
@@ -32,7 +32,7 @@ def prop1_margin(logits: torch.Tensor, labels: torch.Tensor, c: float, total: to
 
 
 def prop2_margin(
-    labels: torch.Tensor, c: float, body: torch.Tensor, head_weight: torch.Tensor
+    labels: torch.Tensor, c: float | torch.Tensor, body: torch.Tensor, head_weight: torch.Tensor
 ) -> torch.Tensor:
     """Additive logit shift l_i = c·L_G·‖w_i − w_y‖ (zero for the target class).
 
@@ -65,16 +65,17 @@ def clip_factor(logits: torch.Tensor, labels: torch.Tensor, shift: torch.Tensor)
         return ratio.amin(dim=1, keepdim=True)
 
 
-def lmt_loss(
+def margin_logits(
     logits: torch.Tensor,
     labels: torch.Tensor,
-    c: float,
+    c: float | torch.Tensor,
     variant: str,
     total: torch.Tensor | None = None,
     body: torch.Tensor | None = None,
     head_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean cross-entropy of the margin-shifted logits."""
+    """The logits shifted by the Lipschitz margin of ``variant`` (``c`` a number or a 0-dim
+    tensor: a CUDA graph takes it as an input, so a warm-up of c needs no recapture)."""
     if variant == "prop1":
         if total is None:
             raise ValueError("the prop1 LMT loss needs the network bound L_F")
@@ -89,4 +90,17 @@ def lmt_loss(
             shift = shift * clip_factor(logits, labels, shift)
     else:
         raise ValueError(f"unknown LMT loss variant {variant!r}; choose one of {VARIANTS}")
-    return F.cross_entropy(logits + shift, labels)
+    return logits + shift
+
+
+def lmt_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    c: float,
+    variant: str,
+    total: torch.Tensor | None = None,
+    body: torch.Tensor | None = None,
+    head_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean cross-entropy of the margin-shifted logits."""
+    return F.cross_entropy(margin_logits(logits, labels, c, variant, total, body, head_weight), labels)

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmt.bounds import NetworkBound
-from lmt.losses import VARIANTS, lmt_loss
+from lmt.cuda_graphs import GraphedMargin, cuda_graphs_requested
+from lmt.losses import VARIANTS, margin_logits
 from lmt.params import CheckedParams, ParamError, param
 from lmt.registry import Registry
 
@@ -147,19 +148,48 @@ class LMT(Method):
             super().__post_init__()
             check_warmup("c", self.c, "c_start", self.c_start, self.warmup_epochs)
 
+    def __init__(self, params: Any) -> None:
+        super().__init__(params)
+        self.cuda_graphs = cuda_graphs_requested()  # the margin as CUDA graphs on a GPU (lmt.cuda_graphs)
+        self._graphed: tuple[nn.Module, NetworkBound, GraphedMargin] | None = None
+
     def c_at(self, epoch: float) -> float:
         """c after ``epoch`` (fractional) epochs of training."""
         return warmed_up(self.params.c, self.params.c_start, self.params.warmup_epochs, epoch)
 
+    def margin(
+        self, bound: NetworkBound, logits: torch.Tensor, labels: torch.Tensor, c: float | torch.Tensor,
+        variances: dict[nn.Module, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The logits shifted by c times the margin: one power-iteration step of ``bound``
+        (reading ``variances`` as the BatchNorm batch variances if given)."""
+        # The Prop. 2 margins read only the body bound and the head's weight.
+        need_total = self.params.variant == "prop1"
+        if variances:
+            with bound.batch_statistics_as(variances):
+                estimate = bound.training_bound(need_total=need_total)
+        else:
+            estimate = bound.training_bound(need_total=need_total)
+        return margin_logits(logits, labels, c, self.params.variant,
+                             total=estimate.total, body=estimate.body, head_weight=estimate.head_weight)
+
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = ctx.model(x)
-        # The Prop. 2 margins read only the body bound and the head's weight.
-        bound = ctx.bound.training_bound(need_total=self.params.variant == "prop1")
-        loss = lmt_loss(
-            logits, y, self.c_at(ctx.epoch), self.params.variant,
-            total=bound.total, body=bound.body, head_weight=bound.head_weight,
-        )
-        return loss, logits
+        c = self.c_at(ctx.epoch)
+        if self.cuda_graphs and logits.is_cuda:
+            shifted = self.graphed_margin(ctx)(logits, y, c, ctx.bound.batch_statistics())
+        else:
+            shifted = self.margin(ctx.bound, logits, y, c)
+        return F.cross_entropy(shifted, y), logits
+
+    def graphed_margin(self, ctx: StepContext) -> GraphedMargin:
+        """The CUDA-graphed :meth:`margin` of this model and bound (built on first use)."""
+        if self._graphed is None or self._graphed[0] is not ctx.model or self._graphed[1] is not ctx.bound:
+            model, bound = ctx.model, ctx.bound
+            graphed = GraphedMargin(lambda logits, labels, c, variances: self.margin(bound, logits, labels, c, variances),
+                                    parameters=lambda: list(model.parameters()), state=lambda: list(bound.buffers()))
+            self._graphed = (model, bound, graphed)
+        return self._graphed[2]
 
     def log_values(self, ctx: StepContext) -> dict[str, float]:
         return {"c": self.c_at(ctx.epoch)}

@@ -14,7 +14,8 @@ bound is the exact max_c |z_c| (the official code took a noisy power step on the
 from __future__ import annotations
 
 import math
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping
 from weakref import WeakKeyDictionary, WeakSet
 
 import torch
@@ -44,6 +45,28 @@ def record_batch_statistics(module: _BatchNorm) -> None:
     if module not in _HOOKED:
         module.register_forward_pre_hook(_record_batch_var)
         _HOOKED.add(module)
+
+
+def recorded_batch_variances(modules: Iterable[_BatchNorm]) -> dict[_BatchNorm, torch.Tensor]:
+    """The batch variances that training bounds of ``modules`` read now: those recorded by the
+    last training-mode forward pass, for the modules in training mode."""
+    return {m: _BATCH_VAR[m] for m in modules if m.training and m in _BATCH_VAR}
+
+
+@contextmanager
+def batch_variances_as(variances: Mapping[_BatchNorm, torch.Tensor]) -> Iterator[None]:
+    """Inside the block, training bounds read ``variances`` instead of the recorded ones (a
+    CUDA graph's static inputs); the recorded ones are back afterwards."""
+    saved = {m: _BATCH_VAR.get(m) for m in variances}
+    _BATCH_VAR.update(variances)
+    try:
+        yield
+    finally:
+        for module, variance in saved.items():
+            if variance is None:
+                _BATCH_VAR.pop(module, None)
+            else:
+                _BATCH_VAR[module] = variance
 
 
 def bn_scale(module: _BatchNorm, ctx: BoundContext) -> torch.Tensor:

@@ -29,6 +29,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from lmt.bounds.batchnorm import batch_variances_as, recorded_batch_variances
 from lmt.bounds.constants import constant_argument
 from lmt.bounds.numerics import product_up, with_margin
 from lmt.bounds.registry import (
@@ -395,6 +396,24 @@ class NetworkBound(nn.Module):
             body if body is None else torch.as_tensor(body),
             None if head is None else head.weight,
         )
+
+    def batch_norms(self) -> list[nn.Module]:
+        """The BatchNorm layers whose training bounds read the current batch's variance."""
+        modules = []
+        for step in self.steps:
+            targets = step.target if isinstance(step.target, tuple) else (step.target,)
+            modules += [t for t in targets if isinstance(t, nn.modules.batchnorm._BatchNorm)]
+        return modules
+
+    def batch_statistics(self) -> dict[nn.Module, torch.Tensor]:
+        """The batch variances that :meth:`training_bound` reads now (recorded by the last
+        training-mode forward pass): its inputs from the model's autograd graph, which a
+        CUDA-graphed bound takes as arguments."""
+        return recorded_batch_variances(self.batch_norms())
+
+    def batch_statistics_as(self, variances: dict[nn.Module, torch.Tensor]) -> contextlib.AbstractContextManager:
+        """Inside the block :meth:`training_bound` reads ``variances`` instead."""
+        return batch_variances_as(variances)
 
     @torch.no_grad()
     def certified_bound(self, settings: CertifySettings = CertifySettings()) -> CertifiedBound:
