@@ -2,7 +2,8 @@
 
 For each model (W&K CNN at batch 50, WRN-16-4 at batch 128 by default) prints the seconds per
 optimizer step of standard training and of LMT (Prop. 2, clipped; one power-iteration step per
-layer and step) and their ratio. Inputs are random tensors of the model's input shape: the cost
+layer and step) and their ratio; on CUDA also LMT with its margin as CUDA graphs
+(:mod:`lmt.cuda_graphs`) and its ratio. Inputs are random tensors of the model's input shape: the cost
 of a step does not depend on the pixel values.
 
     python benchmarks/bench_training.py [--device auto|cpu|cuda] [--steps 50] [--repeats 1]
@@ -51,19 +52,31 @@ def _sync(device: torch.device) -> None:
 
 
 RUNS = (("standard", {}), ("lmt", {"c": 1.0}))
+GRAPHED = "lmt_graphed"  # LMT with its margin as CUDA graphs (lmt.cuda_graphs): timed on CUDA only
+
+
+def runs_for(device: torch.device) -> list[tuple[str, str, dict]]:
+    """(label, method, params) of the runs to compare on ``device``."""
+    runs = [(run, run, params) for run, params in RUNS]
+    if device.type == "cuda":
+        runs.append((GRAPHED, "lmt", {"c": 1.0}))
+    return runs
 PHASES = ("forward", "backward", "optimizer")
 
 
 def make_step(
-    model_name: str, run: str, params: dict, device: torch.device, batch: int
+    model_name: str, run: str, params: dict, device: torch.device, batch: int, cuda_graphs: bool = False
 ) -> Callable[..., None]:
     """One optimizer step of ``run`` on a fresh model (seed 0) and a fixed random batch; the
-    step calls ``phase(name)`` before each of :data:`PHASES` if given."""
+    step calls ``phase(name)`` before each of :data:`PHASES` if given. ``cuda_graphs``: LMT's
+    margin as CUDA graphs (else eager, whatever ``$LMT_CUDA_GRAPHS`` says)."""
     torch.manual_seed(0)
     shape = model_input_shape(model_name)
     model = create_model(model_name).to(device).train()
     bound = NetworkBound(model, shape).to(device)
     method = create_method(run, params)
+    if hasattr(method, "cuda_graphs"):
+        method.cuda_graphs = cuda_graphs
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.rand(batch, *shape, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
@@ -137,14 +150,17 @@ def print_op_counts(specs: list[str], device: torch.device) -> None:
     ratios = []
     for spec in specs:
         name, batch = spec.split(":")
-        counts = {run: count_step_ops(make_step(name, run, params, device, int(batch))) for run, params in RUNS}
+        counts = {label: count_step_ops(make_step(name, run, params, device, int(batch), label == GRAPHED))
+                  for label, run, params in runs_for(device)}
         for run, c in counts.items():
             print(f"| {name}, {batch} | {run} | " + " | ".join(str(c.per_phase[p]) for p in PHASES)
                   + f" | {c.total} | {c.views} | {c.distinct} |")
-        standard, lmt = counts["standard"], counts["lmt"]
-        ratios.append(f"{name}: LMT/standard = {lmt.total / standard.total:.2f} operations, "
-                      f"{(lmt.total - lmt.views) / (standard.total - standard.views):.2f} non-view operations "
-                      f"(+{lmt.total - standard.total} per step)")
+        standard = counts["standard"]
+        for label in [k for k in counts if k != "standard"]:
+            lmt = counts[label]
+            ratios.append(f"{name}: {_title(label)}/standard = {lmt.total / standard.total:.2f} operations, "
+                          f"{(lmt.total - lmt.views) / (standard.total - standard.views):.2f} non-view operations "
+                          f"(+{lmt.total - standard.total} per step)")
     print()
     for line in ratios:
         print(line)
@@ -200,10 +216,15 @@ def report(args: argparse.Namespace, device: torch.device) -> None:
         torch.set_num_threads(initial)
 
 
+def _title(label: str) -> str:
+    return {"lmt": "LMT", GRAPHED: "LMT with CUDA graphs"}.get(label, label)
+
+
 def print_timings(name: str, batch: int, device: torch.device, steps: int, repeats: int) -> None:
-    """Seconds per step of standard and LMT training, in ``repeats`` alternating blocks of
-    ``steps`` steps after a warm-up; medians and the median ratio."""
-    runs = {run: make_step(name, run, params, device, batch) for run, params in RUNS}
+    """Seconds per step of standard and LMT training (on CUDA also LMT with CUDA graphs), in
+    ``repeats`` alternating blocks of ``steps`` steps after a warm-up; medians and the median
+    ratio, with its quartiles from 4 blocks on."""
+    runs = {label: make_step(name, run, params, device, batch, label == GRAPHED) for label, run, params in runs_for(device)}
     for step in runs.values():
         for _ in range(max(3, steps // 10)):
             step()
@@ -211,15 +232,17 @@ def print_timings(name: str, batch: int, device: torch.device, steps: int, repea
     for _ in range(repeats):
         for run, step in runs.items():
             times[run].append(seconds_per_step(step, device, steps))
-    ratios = [lmt / standard for standard, lmt in zip(times["standard"], times["lmt"])]
-    standard, lmt = statistics.median(times["standard"]), statistics.median(times["lmt"])
-    spread = ""
-    if repeats >= 4:
-        low, _, high = statistics.quantiles(ratios, n=4)
-        spread = f", quartiles {low:.2f}–{high:.2f}"
-    print(f"{name} (batch {batch}): standard {standard * 1e3:.2f} ms/step, LMT {lmt * 1e3:.2f} ms/step, "
-          f"ratio LMT/standard = {statistics.median(ratios):.2f}"
-          + (f" (median of {repeats} alternating blocks{spread})" if repeats > 1 else ""))
+    standard = statistics.median(times["standard"])
+    for label in [k for k in runs if k != "standard"]:
+        ratios = [lmt / base for base, lmt in zip(times["standard"], times[label])]
+        spread = ""
+        if repeats >= 4:
+            low, _, high = statistics.quantiles(ratios, n=4)
+            spread = f", quartiles {low:.2f}–{high:.2f}"
+        print(f"{name} (batch {batch}): standard {standard * 1e3:.2f} ms/step, {_title(label)} "
+              f"{statistics.median(times[label]) * 1e3:.2f} ms/step, ratio {_title(label)}/standard = "
+              f"{statistics.median(ratios):.2f}"
+              + (f" (median of {repeats} alternating blocks{spread})" if repeats > 1 else ""))
 
 
 if __name__ == "__main__":

@@ -94,6 +94,21 @@ def test_threads_refuses_a_count_below_one(bench_training, monkeypatch, capsys) 
     assert "--threads: every thread count must be at least 1, got [2, 0]" in capsys.readouterr().err
 
 
+def test_cuda_adds_the_graphed_lmt_run_and_the_flag_reaches_the_method(bench_training, monkeypatch) -> None:
+    """On CUDA the LMT step is also timed with its margin as CUDA graphs; elsewhere it is not,
+    and a timed run's graphs are what its label says, whatever $LMT_CUDA_GRAPHS is."""
+    labels = [label for label, _, _ in bench_training.runs_for(torch.device("cuda"))]
+    assert labels == ["standard", "lmt", bench_training.GRAPHED]
+    assert [label for label, _, _ in bench_training.runs_for(torch.device("cpu"))] == ["standard", "lmt"]
+    created = []
+    original = bench_training.create_method
+    monkeypatch.setattr(bench_training, "create_method", lambda *a: created.append(original(*a)) or created[-1])
+    monkeypatch.setenv("LMT_CUDA_GRAPHS", "1")
+    bench_training.make_step("wong_kolter_mnist", "lmt", {"c": 1.0}, torch.device("cpu"), 2)
+    bench_training.make_step("wong_kolter_mnist", "lmt", {"c": 1.0}, torch.device("cpu"), 2, cuda_graphs=True)
+    assert [m.cuda_graphs for m in created] == [False, True]
+
+
 def _run_gpu_check(tmp_path: Path, failing: str = "", wheels: bool = False) -> tuple[int, list[str]]:
     """gpu_check.sh with PYTHON set to a stub that logs its arguments (and fails on ``failing``)."""
     import subprocess
