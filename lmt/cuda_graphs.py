@@ -16,6 +16,11 @@ warm-up runs advance the power-iteration vectors, so they are saved before and r
 after: a graphed run takes the same power-iteration steps as an eager one. If a capture fails
 (an operation that synchronises with the host, say), the margin runs eagerly, with a warning.
 
+The gradients a replay returns live in the graph's memory, and autograd may keep one as a
+parameter's ``.grad``: the training loop must drop gradients with ``zero_grad(set_to_none=True)``
+(as :func:`lmt.train.train_epoch` does), since zeroing in place and accumulating would add a
+gradient to itself. Without gradients (``torch.no_grad()``) the margin runs eagerly.
+
 Opt-in with ``LMT_CUDA_GRAPHS=1`` until a GPU run has measured it and checked it against the
 eager path (``benchmarks/gpu_check.sh``); the CPU path never uses it.
 """
@@ -117,6 +122,8 @@ class GraphedMargin:
             self.graphs.clear()
             self._storages = storages
         c_tensor = self._c_tensor(c, logits)
+        if not (torch.is_grad_enabled() and logits.requires_grad):  # nothing to differentiate: no graph
+            return self.margin(logits, labels, c_tensor, variances)
         key = self._signature(logits, labels, variances)
         if key not in self.graphs:
             self.graphs[key] = self._capture(logits, labels, c_tensor, variances, parameters, state)
@@ -140,8 +147,7 @@ class GraphedMargin:
     def _signature(logits: torch.Tensor, labels: torch.Tensor, variances: dict[nn.Module, torch.Tensor]) -> tuple:
         def describe(x: torch.Tensor) -> tuple:
             return tuple(x.shape), x.dtype, x.device, x.requires_grad
-        return (describe(logits), describe(labels), torch.is_grad_enabled(),
-                tuple((id(m), describe(v)) for m, v in variances.items()))
+        return (describe(logits), describe(labels), tuple((id(m), describe(v)) for m, v in variances.items()))
 
     def _capture(
         self, logits: torch.Tensor, labels: torch.Tensor, c: torch.Tensor,

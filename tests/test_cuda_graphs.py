@@ -171,6 +171,18 @@ def test_too_many_shapes_run_eagerly_with_a_warning() -> None:
     _assert_same(eager.state(), graphed.state())
 
 
+def test_without_gradients_the_margin_runs_eagerly_and_captures_nothing() -> None:
+    samples: list[tuple] = []
+    eager, graphed = _pair(_warming_capture(samples))
+    x, y = _batch(8)
+    with torch.no_grad():
+        expected = eager.method.margin(eager.bound, eager.model(x), y, torch.tensor(0.5))
+        got = graphed.graphed(graphed.model(x), y, 0.5, graphed.bound.batch_statistics())
+    _assert_same([expected], [got])
+    _assert_same(eager.state(), graphed.state())
+    assert samples == []
+
+
 def test_batch_statistics_as_substitutes_and_restores() -> None:
     model, bound = _network()
     model(_batch(8)[0])
