@@ -67,6 +67,11 @@ class Method:
         """Extra per-epoch training-log columns (e.g. LMT's current c)."""
         return {}
 
+    def run_record(self) -> dict[str, Any]:
+        """How the method ran beyond its parameters, for the training provenance (e.g. LMT's
+        margin as CUDA graphs); empty where there is nothing to say."""
+        return {}
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Persistent tensors of the method (e.g. power-iteration vectors), checkpointed with
         the model so that a resumed run continues exactly."""
@@ -193,6 +198,16 @@ class LMT(Method):
 
     def log_values(self, ctx: StepContext) -> dict[str, float]:
         return {"c": self.c_at(ctx.epoch)}
+
+    def run_record(self) -> dict[str, Any]:
+        """With ``$LMT_CUDA_GRAPHS=1``: how many margin graphs this process captured and how
+        many input signatures ran eagerly (a failed capture, too many shapes); 0 and 0 on the
+        CPU, which never graphs."""
+        if not self.cuda_graphs:
+            return {}
+        graphs = {} if self._graphed is None else self._graphed[2].graphs
+        captured = sum(g is not None for g in graphs.values())
+        return {"cuda_graphs": {"graphs": captured, "eager": len(graphs) - captured}}
 
 
 def cross_entropy_loss(ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

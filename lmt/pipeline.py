@@ -46,7 +46,9 @@ def train_stage(
         config["model"], dataset, config["method"], config["method_params"], settings,
         model, train_log, resume_path=resume, progress=progress,
     )
-    write_json(provenance or provenance_path(model), record(config, trained.info["device"], time.perf_counter() - started))
+    extra = {"method_run": trained.info["method_run"]} if "method_run" in trained.info else {}
+    write_json(provenance or provenance_path(model),
+               record(config, trained.info["device"], time.perf_counter() - started, **extra))
     if resume is not None:
         # The finished model supersedes the epoch checkpoint; a forced rerun starts afresh.
         Path(resume).unlink(missing_ok=True)

@@ -287,6 +287,8 @@ def save_resume(training: Training, path: Path) -> None:
 def finish_training(training: Training, model_path: str | Path, log_path: str | Path) -> TrainedModel:
     """Write the self-describing model checkpoint (weights on the CPU) and the per-epoch log."""
     info = {**training.identity, "device": str(training.device), "epochs_trained": training.settings.epochs}
+    if run_record := training.method.run_record():
+        info["method_run"] = run_record
     save_checkpoint(
         model_path, MODEL, {"info": info, "model": _cpu_state(training.model), "bound": _cpu_state(training.bound)}
     )

@@ -98,5 +98,7 @@ def test_cuda_graphed_training_resumes_bitwise(mnist, tmp_path, monkeypatch) -> 
     save_checkpoint(resume, RESUME, {k: v for k, v in state.items() if k not in ("format", "version")})
     train("wong_kolter_mnist", small, "lmt", {"c": 1.0}, settings, part / "m.pt", part / "m.csv", resume_path=resume, progress=False)
     a, b = load_trained(full / "m.pt", "cpu"), load_trained(part / "m.pt", "cpu")
+    for trained in (a, b):  # 50 and the last 30 of 230 examples: two graphs, no eager fallback
+        assert trained.info["method_run"] == {"cuda_graphs": {"graphs": 2, "eager": 0}}
     for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()):
         assert torch.equal(x, y)

@@ -20,7 +20,7 @@ from torch import nn
 
 from lmt.bounds import NetworkBound
 from lmt.cuda_graphs import ENV_VAR, MAX_GRAPHS, GraphedMargin, cuda_graphs_requested
-from lmt.methods import create_method
+from lmt.methods import StepContext, create_method
 
 SHAPE = (1, 6, 6)
 
@@ -209,3 +209,48 @@ def test_a_bad_environment_switch_is_an_error_naming_it(monkeypatch: pytest.Monk
     monkeypatch.setenv(ENV_VAR, "yes")
     with pytest.raises(ValueError, match=f"{ENV_VAR} must be 0 or 1, got 'yes'"):
         create_method("lmt", {})
+
+
+@pytest.mark.parametrize("requested", [False, True])
+def test_the_training_provenance_says_whether_the_margin_was_graphed(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, requested: bool
+) -> None:
+    """With LMT_CUDA_GRAPHS=1 the train stage's provenance counts the captured graphs and the
+    signatures that ran eagerly (none of either on the CPU); without it, it says nothing."""
+    import json
+
+    from lmt import stage_config
+    from lmt.config import validate_config
+    from lmt.pipeline import train_stage
+    from lmt.train import load_trained
+
+    monkeypatch.setenv(ENV_VAR, "1" if requested else "0")
+    experiment = validate_config({
+        "data": {"n_train": 60, "n_test_embedded": 10}, "training": {"epochs": 1, "device": "cpu"},
+        "methods": {"lmt": {"c": 1.0}},
+    })["experiments"]["default"]
+    train_stage(stage_config.train(experiment, "lmt", 0), str(tmp_path / "model.pt"), str(tmp_path / "log.csv"),
+                progress=False)
+    provenance = json.loads((tmp_path / "model.provenance.json").read_text())
+    info = load_trained(tmp_path / "model.pt").info
+    expected = {"cuda_graphs": {"graphs": 0, "eager": 0}}
+    if requested:
+        assert info["method_run"] == expected and provenance["method_run"] == expected
+    else:
+        assert "method_run" not in info and "method_run" not in provenance
+
+
+def test_run_record_counts_graphs_and_eager_signatures() -> None:
+    model, bound = _network()
+    method = create_method("lmt", {"c": 0.5})
+    assert method.run_record() == {}
+    method.cuda_graphs = True
+    assert method.run_record() == {"cuda_graphs": {"graphs": 0, "eager": 0}}
+    graphed = method.graphed_margin(StepContext(model, bound, 0.0))
+    graphed.capture = _warming_capture([])
+    x, y = _batch(8)
+    graphed(model(x), y, 0.5, bound.batch_statistics())
+    graphed.capture = lambda module, sample: (_ for _ in ()).throw(RuntimeError("no"))
+    with pytest.warns(RuntimeWarning, match="capture failed"):
+        graphed(model(x[:5]), y[:5], 0.5, bound.batch_statistics())
+    assert method.run_record() == {"cuda_graphs": {"graphs": 1, "eager": 1}}
