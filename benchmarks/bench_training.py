@@ -52,6 +52,7 @@ def _sync(device: torch.device) -> None:
 
 
 RUNS = (("standard", {}), ("lmt", {"c": 1.0}))
+PHASES = ("forward", "backward", "optimizer")
 GRAPHED = "lmt_graphed"  # LMT with its margin as CUDA graphs (lmt.cuda_graphs): timed on CUDA only
 
 
@@ -61,7 +62,6 @@ def runs_for(device: torch.device) -> list[tuple[str, str, dict]]:
     if device.type == "cuda":
         runs.append((GRAPHED, "lmt", {"c": 1.0}))
     return runs
-PHASES = ("forward", "backward", "optimizer")
 
 
 def make_step(

@@ -169,12 +169,8 @@ class LMT(Method):
         """The logits shifted by c times the margin: one power-iteration step of ``bound``
         (reading ``variances`` as the BatchNorm batch variances if given)."""
         # The Prop. 2 margins read only the body bound and the head's weight.
-        need_total = self.params.variant == "prop1"
-        if variances:
-            with bound.batch_statistics_as(variances):
-                estimate = bound.training_bound(need_total=need_total)
-        else:
-            estimate = bound.training_bound(need_total=need_total)
+        with bound.batch_statistics_as(variances or {}):
+            estimate = bound.training_bound(need_total=self.params.variant == "prop1")
         return margin_logits(logits, labels, c, self.params.variant,
                              total=estimate.total, body=estimate.body, head_weight=estimate.head_weight)
 
