@@ -18,6 +18,10 @@ same load, and reports the medians, with the quartiles of the per-block ratios.
 ``--threads 1 2`` measures at each of these intra-op thread counts in turn, in the same run (the
 workflow's jobs run with one thread each; a single job on a whole machine takes all cores).
 
+``--floor`` also times LMT with its bound under ``torch.no_grad()``: the same forward work
+without the bound's autograd recording and backward, so a floor for any rewrite of the bound's
+gradient (the gradients are wrong: a measurement, not a way to train).
+
 ``--count-ops`` times nothing: it counts the ATen operations that one optimizer step dispatches
 (a TorchDispatchMode sees every operation below autograd: forward with the loss and, for LMT,
 the bound; backward; the optimizer), per phase, and how many are views (no kernel) and distinct.
@@ -54,22 +58,30 @@ def _sync(device: torch.device) -> None:
 RUNS = (("standard", {}), ("lmt", {"c": 1.0}))
 PHASES = ("forward", "backward", "optimizer")
 GRAPHED = "lmt_graphed"  # LMT with its margin as CUDA graphs (lmt.cuda_graphs): timed on CUDA only
+FLOOR = "lmt_floor"  # --floor: LMT with its bound under no_grad (a measurement, not a way to train)
+FLOOR_KEY = ("floor: LMT's bound under no_grad, the same forward work without the bound's backward: "
+             "no rewrite of the bound's gradient can make the LMT step cheaper than this (its gradients are wrong)")
+TITLES = {"lmt": "LMT", GRAPHED: "LMT with CUDA graphs", FLOOR: "floor"}
 
 
-def runs_for(device: torch.device) -> list[tuple[str, str, dict]]:
+def runs_for(device: torch.device, floor: bool = False) -> list[tuple[str, str, dict]]:
     """(label, method, params) of the runs to compare on ``device``."""
     runs = [(run, run, params) for run, params in RUNS]
     if device.type == "cuda":
         runs.append((GRAPHED, "lmt", {"c": 1.0}))
+    if floor:
+        runs.append((FLOOR, "lmt", {"c": 1.0}))
     return runs
 
 
 def make_step(
-    model_name: str, run: str, params: dict, device: torch.device, batch: int, cuda_graphs: bool = False
+    model_name: str, run: str, params: dict, device: torch.device, batch: int, cuda_graphs: bool = False,
+    floor: bool = False,
 ) -> Callable[..., None]:
     """One optimizer step of ``run`` on a fresh model (seed 0) and a fixed random batch; the
     step calls ``phase(name)`` before each of :data:`PHASES` if given. ``cuda_graphs``: LMT's
-    margin as CUDA graphs (else eager, whatever ``$LMT_CUDA_GRAPHS`` says)."""
+    margin as CUDA graphs (else eager, whatever ``$LMT_CUDA_GRAPHS`` says); ``floor``: the
+    network bound under ``torch.no_grad()`` (see ``--floor``)."""
     torch.manual_seed(0)
     shape = model_input_shape(model_name)
     model = create_model(model_name).to(device).train()
@@ -77,6 +89,8 @@ def make_step(
     method = create_method(run, params)
     if hasattr(method, "cuda_graphs"):
         method.cuda_graphs = cuda_graphs
+    if floor:
+        bound.training_bound = torch.no_grad()(bound.training_bound)  # shadows the method
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.rand(batch, *shape, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
@@ -185,11 +199,15 @@ def main() -> None:
                         help="model:batch pairs")
     parser.add_argument("--threads", nargs="+", type=int, default=None,
                         help="intra-op thread counts to time at, one after another (default: torch's)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time LMT with its bound under no_grad: a floor for the bound's gradient")
     parser.add_argument("--count-ops", action="store_true",
                         help="count the ATen operations of one step instead of timing steps")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the output to this Markdown file, with a provenance header")
     args = parser.parse_args()
+    if args.floor and args.count_ops:
+        parser.error("--floor times steps; it does not combine with --count-ops")
     if args.threads is not None and min(args.threads) < 1:
         parser.error(f"--threads: every thread count must be at least 1, got {args.threads}")
     device = choose_device(args.device)
@@ -203,6 +221,8 @@ def report(args: argparse.Namespace, device: torch.device) -> None:
     if args.count_ops:
         print_op_counts(args.models, device)
         return
+    if args.floor:
+        print(FLOOR_KEY)
     initial = torch.get_num_threads()
     try:
         for threads in args.threads or [initial]:
@@ -211,20 +231,23 @@ def report(args: argparse.Namespace, device: torch.device) -> None:
                 print(f"intra-op threads: {threads}")
             for spec in args.models:
                 name, batch = spec.split(":")
-                print_timings(name, int(batch), device, args.steps, args.repeats)
+                print_timings(name, int(batch), device, args.steps, args.repeats, args.floor)
     finally:
         torch.set_num_threads(initial)
 
 
 def _title(label: str) -> str:
-    return {"lmt": "LMT", GRAPHED: "LMT with CUDA graphs"}.get(label, label)
+    return TITLES.get(label, label)
 
 
-def print_timings(name: str, batch: int, device: torch.device, steps: int, repeats: int) -> None:
-    """Seconds per step of standard and LMT training (on CUDA also LMT with CUDA graphs), in
-    ``repeats`` alternating blocks of ``steps`` steps after a warm-up; medians and the median
-    ratio, with its quartiles from 4 blocks on."""
-    runs = {label: make_step(name, run, params, device, batch, label == GRAPHED) for label, run, params in runs_for(device)}
+def print_timings(
+    name: str, batch: int, device: torch.device, steps: int, repeats: int, floor: bool = False
+) -> None:
+    """Seconds per step of standard and LMT training (on CUDA also LMT with CUDA graphs; with
+    ``floor`` also the floor of ``--floor``), in ``repeats`` alternating blocks of ``steps``
+    steps after a warm-up; medians and the median ratio, with its quartiles from 4 blocks on."""
+    runs = {label: make_step(name, run, params, device, batch, label == GRAPHED, label == FLOOR)
+            for label, run, params in runs_for(device, floor)}
     for step in runs.values():
         for _ in range(max(3, steps // 10)):
             step()

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from lmt.methods import create_method
+from lmt.models import model_input_shape
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -107,6 +110,56 @@ def test_cuda_adds_the_graphed_lmt_run_and_the_flag_reaches_the_method(bench_tra
     bench_training.make_step("wong_kolter_mnist", "lmt", {"c": 1.0}, torch.device("cpu"), 2)
     bench_training.make_step("wong_kolter_mnist", "lmt", {"c": 1.0}, torch.device("cpu"), 2, cuda_graphs=True)
     assert [m.cuda_graphs for m in created] == [False, True]
+
+
+def test_floor_adds_a_run_on_every_device(bench_training) -> None:
+    for device in ("cpu", "cuda"):
+        labels = [label for label, _, _ in bench_training.runs_for(torch.device(device), floor=True)]
+        assert labels[:2] == ["standard", "lmt"] and labels[-1] == bench_training.FLOOR
+
+
+def test_the_floor_keeps_the_loss_and_drops_the_bound_gradient(bench_training, monkeypatch) -> None:
+    """The floor run computes LMT's loss bit for bit and steps every power iteration, but no
+    gradient reaches the body's weights through the bound (the margin's head-weight distances
+    keep theirs)."""
+    from lmt.methods import StepContext
+
+    shape = model_input_shape("wong_kolter_mnist")
+    x = torch.rand(4, *shape, generator=torch.Generator().manual_seed(1))
+    steps = []
+    monkeypatch.setattr(bench_training, "StepContext", lambda *a: steps.append(StepContext(*a)) or steps[-1])
+    results = []
+    for floor in (False, True):
+        step = bench_training.make_step("wong_kolter_mnist", "lmt", {"c": 1.0}, torch.device("cpu"), 4, floor=floor)
+        step()  # makes the StepContext of this run
+        model, bound = steps[-1].model, steps[-1].bound
+        with torch.no_grad():
+            y = model(x).argmax(1)  # classified correctly: the clipped margin is not 0
+        loss, _ = create_method("lmt", {"c": 1.0}).loss(steps[-1], x, y)
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        results.append((loss.detach(), {name: p.grad for name, p in model.named_parameters()}, bound.state_dict()))
+    (loss, grads, state), (floor_loss, floor_grads, floor_state) = results
+    assert torch.equal(loss, floor_loss)
+    assert all(torch.equal(state[k], floor_state[k]) for k in state)
+    conv = next(name for name in grads if name.endswith("weight"))
+    assert not torch.equal(grads[conv], floor_grads[conv])
+
+
+def test_floor_times_the_floor_and_prints_what_it_is(bench_training, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["bench_training.py", "--device", "cpu", "--models", "wong_kolter_mnist:2",
+                                      "--steps", "1", "--repeats", "1", "--floor"])
+    bench_training.main()
+    out = capsys.readouterr().out
+    assert bench_training.FLOOR_KEY in out
+    assert "ratio LMT/standard = " in out and "ratio floor/standard = " in out
+
+
+def test_floor_does_not_combine_with_count_ops(bench_training, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["bench_training.py", "--floor", "--count-ops"])
+    with pytest.raises(SystemExit):
+        bench_training.main()
+    assert "--floor times steps; it does not combine with --count-ops" in capsys.readouterr().err
 
 
 def _run_gpu_check(tmp_path: Path, failing: str = "", wheels: bool = False) -> tuple[int, list[str]]:
