@@ -17,6 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmt.bounds import NetworkBound
+from lmt.compiled import ENV_VAR as COMPILE_ENV_VAR
+from lmt.compiled import CompiledMargin, compile_requested
+from lmt.cuda_graphs import ENV_VAR as GRAPHS_ENV_VAR
 from lmt.cuda_graphs import GraphedMargin, cuda_graphs_requested
 from lmt.losses import VARIANTS, margin_logits
 from lmt.params import CheckedParams, ParamError, param
@@ -156,7 +159,11 @@ class LMT(Method):
     def __init__(self, params: Any) -> None:
         super().__init__(params)
         self.cuda_graphs = cuda_graphs_requested()  # the margin as CUDA graphs on a GPU (lmt.cuda_graphs)
+        self.compile = compile_requested()  # the margin through torch.compile (lmt.compiled)
+        if self.cuda_graphs and self.compile:
+            raise ValueError(f"{GRAPHS_ENV_VAR}=1 and {COMPILE_ENV_VAR}=1 exclude each other: set one of them")
         self._graphed: tuple[nn.Module, NetworkBound, GraphedMargin] | None = None
+        self._compiled: tuple[nn.Module, NetworkBound, CompiledMargin] | None = None
 
     def c_at(self, epoch: float) -> float:
         """c after ``epoch`` (fractional) epochs of training."""
@@ -177,7 +184,9 @@ class LMT(Method):
     def loss(self, ctx: StepContext, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = ctx.model(x)
         c = self.c_at(ctx.epoch)
-        if self.cuda_graphs and logits.is_cuda:
+        if self.compile:
+            shifted = self.compiled_margin(ctx)(logits, y, c, ctx.bound.batch_statistics())
+        elif self.cuda_graphs and logits.is_cuda:
             shifted = self.graphed_margin(ctx)(logits, y, c, ctx.bound.batch_statistics())
         else:
             shifted = self.margin(ctx.bound, logits, y, c)
@@ -192,13 +201,27 @@ class LMT(Method):
             self._graphed = (model, bound, graphed)
         return self._graphed[2]
 
+    def compiled_margin(self, ctx: StepContext) -> CompiledMargin:
+        """The compiled :meth:`margin` of this model and bound (built on first use)."""
+        if self._compiled is None or self._compiled[0] is not ctx.model or self._compiled[1] is not ctx.bound:
+            model, bound = ctx.model, ctx.bound
+            compiled = CompiledMargin(bound, self.params.variant,
+                                      lambda logits, labels, c, variances: self.margin(bound, logits, labels, c, variances),
+                                      parameters=lambda: list(model.parameters()))
+            self._compiled = (ctx.model, bound, compiled)
+        return self._compiled[2]
+
     def log_values(self, ctx: StepContext) -> dict[str, float]:
         return {"c": self.c_at(ctx.epoch)}
 
     def run_record(self) -> dict[str, Any]:
         """With ``$LMT_CUDA_GRAPHS=1``: how many margin graphs this process captured and how
         many input signatures ran eagerly (a failed capture, too many shapes); 0 and 0 on the
-        CPU, which never graphs."""
+        CPU, which never graphs. With ``$LMT_COMPILE=1``: whether the margin ran compiled, and
+        if not, why (None before the first step)."""
+        if self.compile:
+            failure = None if self._compiled is None else self._compiled[2].failure
+            return {"compile": {"compiled": None if self._compiled is None else failure is None, "failure": failure}}
         if not self.cuda_graphs:
             return {}
         graphs = {} if self._graphed is None else self._graphed[2].graphs

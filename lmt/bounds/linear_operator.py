@@ -51,6 +51,9 @@ class LinearOperatorBound(LayerBound):
     def train(self, module: Any, ctx: BoundContext) -> torch.Tensor:
         forward, adjoint = self.training_maps(module, ctx)
         u = ctx.state["u"]
+        if ctx.updates is not None:  # functional: u stays, u_next is returned
+            sigma, ctx.updates["u"] = training_step(forward, adjoint, u)
+            return sigma
         sigma, _ = training_step(forward, adjoint, u, out=u)  # u_next written in place
         return sigma
 

@@ -74,6 +74,8 @@ _ONES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 def _one(like: torch.Tensor) -> torch.Tensor:
     """1 as a 0-dim tensor of ``like``'s dtype and device, built once (a Python number would
     be converted to a tensor at every call)."""
+    if torch.compiler.is_compiling():  # a constant of the compiled graph, no cache to guard on
+        return torch.ones((), dtype=like.dtype, device=like.device)
     key = (like.dtype, like.device)
     if key not in _ONES:
         _ONES[key] = torch.ones((), dtype=like.dtype, device=like.device)

@@ -76,6 +76,9 @@ class BoundContext:
     state: dict[str, torch.Tensor] = field(default_factory=dict)
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # Functional training (NetworkBound.functional_training_bound): a train() that advances its
+    # state puts the new values here instead of writing ``state`` in place.
+    updates: dict[str, torch.Tensor] | None = None
 
     def apply(self, op: Any, x: torch.Tensor) -> torch.Tensor:
         """Run the operation on ``x`` with the call's other arguments (modules: ``op(x)``)."""
