@@ -18,6 +18,10 @@ same load, and reports the medians, with the quartiles of the per-block ratios.
 ``--threads 1 2`` measures at each of these intra-op thread counts in turn, in the same run (the
 workflow's jobs run with one thread each; a single job on a whole machine takes all cores).
 
+``--compiled`` also times LMT with its margin through torch.compile (:mod:`lmt.compiled`, as
+``LMT_COMPILE=1`` runs it; the compile time, paid before the timing, is printed, and a margin
+that fell back to eager is said so).
+
 ``--floor`` also times LMT with its bound under ``torch.no_grad()``: the same forward work
 without the bound's autograd recording and backward, so a floor for any rewrite of the bound's
 gradient (the gradients are wrong: a measurement, not a way to train).
@@ -45,7 +49,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from lmt.bounds import NetworkBound
 from lmt.device import choose_device, describe
-from lmt.methods import StepContext, create_method
+from lmt.methods import Method, StepContext, create_method
 from lmt.models import create_model, model_input_shape
 from lmt.provenance import print_and_record
 
@@ -58,17 +62,20 @@ def _sync(device: torch.device) -> None:
 RUNS = (("standard", {}), ("lmt", {"c": 1.0}))
 PHASES = ("forward", "backward", "optimizer")
 GRAPHED = "lmt_graphed"  # LMT with its margin as CUDA graphs (lmt.cuda_graphs): timed on CUDA only
+COMPILED = "lmt_compiled"  # --compiled: LMT with its margin through torch.compile (lmt.compiled)
 FLOOR = "lmt_floor"  # --floor: LMT with its bound under no_grad (a measurement, not a way to train)
 FLOOR_KEY = ("floor: LMT's bound under no_grad, the same forward work without the bound's backward: "
              "no rewrite of the bound's gradient can make the LMT step cheaper than this (its gradients are wrong)")
-TITLES = {"lmt": "LMT", GRAPHED: "LMT with CUDA graphs", FLOOR: "floor"}
+TITLES = {"lmt": "LMT", GRAPHED: "LMT with CUDA graphs", COMPILED: "LMT compiled", FLOOR: "floor"}
 
 
-def runs_for(device: torch.device, floor: bool = False) -> list[tuple[str, str, dict]]:
+def runs_for(device: torch.device, floor: bool = False, compiled: bool = False) -> list[tuple[str, str, dict]]:
     """(label, method, params) of the runs to compare on ``device``."""
     runs = [(run, run, params) for run, params in RUNS]
     if device.type == "cuda":
         runs.append((GRAPHED, "lmt", {"c": 1.0}))
+    if compiled:
+        runs.append((COMPILED, "lmt", {"c": 1.0}))
     if floor:
         runs.append((FLOOR, "lmt", {"c": 1.0}))
     return runs
@@ -76,26 +83,27 @@ def runs_for(device: torch.device, floor: bool = False) -> list[tuple[str, str, 
 
 def make_step(
     model_name: str, run: str, params: dict, device: torch.device, batch: int, cuda_graphs: bool = False,
-    floor: bool = False,
-) -> Callable[..., None]:
+    floor: bool = False, compiled: bool = False,
+) -> Callable[..., Method]:
     """One optimizer step of ``run`` on a fresh model (seed 0) and a fixed random batch; the
     step calls ``phase(name)`` before each of :data:`PHASES` if given. ``cuda_graphs``: LMT's
-    margin as CUDA graphs (else eager, whatever ``$LMT_CUDA_GRAPHS`` says); ``floor``: the
-    network bound under ``torch.no_grad()`` (see ``--floor``)."""
+    margin as CUDA graphs and ``compiled`` through torch.compile (else eager, whatever
+    ``$LMT_CUDA_GRAPHS`` and ``$LMT_COMPILE`` say); ``floor``: the network bound under
+    ``torch.no_grad()`` (see ``--floor``). The step returns the method (its run record)."""
     torch.manual_seed(0)
     shape = model_input_shape(model_name)
     model = create_model(model_name).to(device).train()
     bound = NetworkBound(model, shape).to(device)
     method = create_method(run, params)
     if hasattr(method, "cuda_graphs"):
-        method.cuda_graphs = cuda_graphs
+        method.cuda_graphs, method.compile = cuda_graphs, compiled
     if floor:
         bound.training_bound = torch.no_grad()(bound.training_bound)  # shadows the method
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.rand(batch, *shape, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
 
-    def step(phase: Callable[[str], None] = lambda name: None) -> None:
+    def step(phase: Callable[[str], None] = lambda name: None) -> Method:
         phase("forward")
         loss, _ = method.loss(StepContext(model, bound, 0.0), x, y)
         optimizer.zero_grad(set_to_none=True)
@@ -103,6 +111,7 @@ def make_step(
         loss.backward()
         phase("optimizer")
         optimizer.step()
+        return method
 
     return step
 
@@ -143,7 +152,7 @@ class _CountOps(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count_step_ops(step: Callable[..., None], warmup: int = 2) -> OpCounts:
+def count_step_ops(step: Callable[..., Method], warmup: int = 2) -> OpCounts:
     """The operations of one step of ``step`` after ``warmup`` steps (first-step setup aside)."""
     for _ in range(warmup):
         step()
@@ -199,6 +208,8 @@ def main() -> None:
                         help="model:batch pairs")
     parser.add_argument("--threads", nargs="+", type=int, default=None,
                         help="intra-op thread counts to time at, one after another (default: torch's)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="also time LMT with its margin through torch.compile (LMT_COMPILE=1)")
     parser.add_argument("--floor", action="store_true",
                         help="also time LMT with its bound under no_grad: a floor for the bound's gradient")
     parser.add_argument("--count-ops", action="store_true",
@@ -206,8 +217,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the output to this Markdown file, with a provenance header")
     args = parser.parse_args()
-    if args.floor and args.count_ops:
-        parser.error("--floor times steps; it does not combine with --count-ops")
+    if (args.floor or args.compiled) and args.count_ops:
+        parser.error("--floor and --compiled time steps; they do not combine with --count-ops")
     if args.threads is not None and min(args.threads) < 1:
         parser.error(f"--threads: every thread count must be at least 1, got {args.threads}")
     device = choose_device(args.device)
@@ -231,7 +242,7 @@ def report(args: argparse.Namespace, device: torch.device) -> None:
                 print(f"intra-op threads: {threads}")
             for spec in args.models:
                 name, batch = spec.split(":")
-                print_timings(name, int(batch), device, args.steps, args.repeats, args.floor)
+                print_timings(name, int(batch), device, args.steps, args.repeats, args.floor, args.compiled)
     finally:
         torch.set_num_threads(initial)
 
@@ -241,16 +252,23 @@ def _title(label: str) -> str:
 
 
 def print_timings(
-    name: str, batch: int, device: torch.device, steps: int, repeats: int, floor: bool = False
+    name: str, batch: int, device: torch.device, steps: int, repeats: int, floor: bool = False,
+    compiled: bool = False,
 ) -> None:
     """Seconds per step of standard and LMT training (on CUDA also LMT with CUDA graphs; with
-    ``floor`` also the floor of ``--floor``), in ``repeats`` alternating blocks of ``steps``
+    ``compiled`` and ``floor`` also those runs), in ``repeats`` alternating blocks of ``steps``
     steps after a warm-up; medians and the median ratio, with its quartiles from 4 blocks on."""
-    runs = {label: make_step(name, run, params, device, batch, label == GRAPHED, label == FLOOR)
-            for label, run, params in runs_for(device, floor)}
-    for step in runs.values():
+    runs = {label: make_step(name, run, params, device, batch, label == GRAPHED, label == FLOOR, label == COMPILED)
+            for label, run, params in runs_for(device, floor, compiled)}
+    for label, step in runs.items():
+        start = time.perf_counter()
         for _ in range(max(3, steps // 10)):
-            step()
+            method = step()
+        if label == COMPILED:
+            record = method.run_record()["compile"]
+            state = "compiled" if record["compiled"] else f"fell back to eager: {record['failure']}"
+            print(f"{name} (batch {batch}): LMT compiled: {state}; compiling and the warm-up steps took "
+                  f"{time.perf_counter() - start:.1f} s, before the timing")
     times: dict[str, list[float]] = {run: [] for run in runs}
     for _ in range(repeats):
         for run, step in runs.items():

@@ -41,7 +41,7 @@ part() {
 if command -v nvidia-smi >/dev/null; then
     nvidia-smi > "$OUT/nvidia_smi.txt" 2>&1
 fi
-part "$PYTHON" benchmarks/bench_training.py --device "$DEVICE" --models wong_kolter_mnist:50 wrn_16_4:128 \
+part "$PYTHON" benchmarks/bench_training.py --device "$DEVICE" --models wong_kolter_mnist:50 wrn_16_4:128 --compiled \
     --steps "$STEPS" --repeats "$REPEATS" --out "$OUT/training_steps_$DEVICE.md"
 part "$PYTHON" benchmarks/bench_training.py --device "$DEVICE" --count-ops --out "$OUT/training_ops_$DEVICE.md"
 part "$PYTHON" benchmarks/bench_pipeline.py --device "$DEVICE" --out "$OUT/pipeline_$DEVICE.md"

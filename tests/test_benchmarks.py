@@ -107,9 +107,15 @@ def test_cuda_adds_the_graphed_lmt_run_and_the_flag_reaches_the_method(bench_tra
     original = bench_training.create_method
     monkeypatch.setattr(bench_training, "create_method", lambda *a: created.append(original(*a)) or created[-1])
     monkeypatch.setenv("LMT_CUDA_GRAPHS", "1")
+    monkeypatch.setenv("LMT_COMPILE", "0")
     bench_training.make_step("wong_kolter_mnist", "lmt", {"c": 1.0}, torch.device("cpu"), 2)
     bench_training.make_step("wong_kolter_mnist", "lmt", {"c": 1.0}, torch.device("cpu"), 2, cuda_graphs=True)
     assert [m.cuda_graphs for m in created] == [False, True]
+    monkeypatch.setenv("LMT_CUDA_GRAPHS", "0")
+    monkeypatch.setenv("LMT_COMPILE", "1")
+    bench_training.make_step("wong_kolter_mnist", "lmt", {"c": 1.0}, torch.device("cpu"), 2)
+    bench_training.make_step("wong_kolter_mnist", "lmt", {"c": 1.0}, torch.device("cpu"), 2, compiled=True)
+    assert [m.compile for m in created[2:]] == [False, True]
 
 
 def test_floor_adds_a_run_on_every_device(bench_training) -> None:
@@ -155,11 +161,27 @@ def test_floor_times_the_floor_and_prints_what_it_is(bench_training, monkeypatch
     assert "ratio LMT/standard = " in out and "ratio floor/standard = " in out
 
 
-def test_floor_does_not_combine_with_count_ops(bench_training, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(sys, "argv", ["bench_training.py", "--floor", "--count-ops"])
+@pytest.mark.parametrize("flag", ["--floor", "--compiled"])
+def test_timing_runs_do_not_combine_with_count_ops(bench_training, monkeypatch, capsys, flag) -> None:
+    monkeypatch.setattr(sys, "argv", ["bench_training.py", flag, "--count-ops"])
     with pytest.raises(SystemExit):
         bench_training.main()
-    assert "--floor times steps; it does not combine with --count-ops" in capsys.readouterr().err
+    assert "--floor and --compiled time steps; they do not combine with --count-ops" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
+def test_compiled_times_lmt_through_torch_compile_and_says_it_compiled(bench_training, monkeypatch, capsys) -> None:
+    """aot_eager stands in for Inductor here (no C++ compile in a unit test)."""
+    import lmt.compiled
+
+    monkeypatch.setattr(lmt.compiled, "BACKEND", "aot_eager")
+    assert [label for label, _, _ in bench_training.runs_for(torch.device("cpu"), compiled=True)][-1] == "lmt_compiled"
+    monkeypatch.setattr(sys, "argv", ["bench_training.py", "--device", "cpu", "--models", "wong_kolter_mnist:2",
+                                      "--steps", "1", "--repeats", "1", "--compiled"])
+    bench_training.main()
+    out = capsys.readouterr().out
+    assert "wong_kolter_mnist (batch 2): LMT compiled: compiled; compiling and the warm-up steps took " in out
+    assert "ratio LMT compiled/standard = " in out
 
 
 def _run_gpu_check(tmp_path: Path, failing: str = "", wheels: bool = False) -> tuple[int, list[str]]:
@@ -188,7 +210,7 @@ def test_gpu_check_runs_every_part_on_the_device_into_out(tmp_path) -> None:
     assert status == 0
     out = tmp_path / "out"
     assert calls == [
-        f"benchmarks/bench_training.py --device cuda --models wong_kolter_mnist:50 wrn_16_4:128 --steps 3 --repeats 2 --out {out}/training_steps_cuda.md",
+        f"benchmarks/bench_training.py --device cuda --models wong_kolter_mnist:50 wrn_16_4:128 --compiled --steps 3 --repeats 2 --out {out}/training_steps_cuda.md",
         f"benchmarks/bench_training.py --device cuda --count-ops --out {out}/training_ops_cuda.md",
         f"benchmarks/bench_pipeline.py --device cuda --out {out}/pipeline_cuda.md",
         f"-m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_gpu_slots.py --junitxml {out}/pytest_gpu.xml",

@@ -37,7 +37,9 @@ def test_train_certify_attack_on_cuda(mnist, tmp_path) -> None:
     assert (radii <= result.distance).all()
 
 
-def _lmt_steps(model_name: str, batch: int, graphs: bool, steps: int = 5) -> tuple[list[torch.Tensor], object]:
+def _lmt_steps(
+    model_name: str, batch: int, graphs: bool, steps: int = 5, compiled: bool = False
+) -> tuple[list[torch.Tensor], object]:
     """``steps`` LMT steps (SGD with momentum) on a fixed CUDA batch; the state after them."""
     from lmt.methods import StepContext, create_method
     from lmt.models import model_input_shape
@@ -47,7 +49,7 @@ def _lmt_steps(model_name: str, batch: int, graphs: bool, steps: int = 5) -> tup
     model = create_model(model_name).cuda().train()
     bound = NetworkBound(model, shape).cuda()
     method = create_method("lmt", {"c": 1.0})
-    method.cuda_graphs = graphs
+    method.cuda_graphs, method.compile = graphs, compiled
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = torch.rand(batch, *shape, device="cuda"), torch.randint(0, 10, (batch,), device="cuda")
     for step in range(steps):
@@ -74,6 +76,17 @@ def test_cuda_graphed_margin_trains_as_the_eager_one(model_name: str, batch: int
     assert method.run_record() == {"cuda_graphs": {"graphs": 2, "eager": 0}}
     for a, b in zip(eager, graphed):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
+def test_cuda_compiled_margin_trains_as_the_eager_one() -> None:
+    """LMT_COMPILE on CUDA (W&K): the compiled margin passes its check for both batch shapes and
+    five steps end where the eager margin's do, to float rounding."""
+    eager, _ = _lmt_steps("wong_kolter_mnist", 50, graphs=False)
+    compiled, method = _lmt_steps("wong_kolter_mnist", 50, graphs=False, compiled=True)
+    assert method.run_record() == {"compile": {"compiled": True, "failure": None}}
+    for a, b in zip(eager, compiled):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
 
 
 def test_cuda_graphed_training_resumes_bitwise(mnist, tmp_path, monkeypatch) -> None:
