@@ -31,7 +31,8 @@ RESULT_SECTIONS: dict[str, tuple[str, str]] = {
     "results-modern-mnist-published": ("docs/results/modern_mnist/overview.md", "Published numbers"),
     "results-training-steps-wk": ("docs/results/benchmarks/training_steps_wk_cpu.md", "Results"),
     "results-training-steps-wrn": ("docs/results/benchmarks/training_steps_wrn_cpu.md", "Results"),
-    "results-training-floor-wk": ("docs/results/benchmarks/training_floor_wk_cpu.md", "Results"),
+    "results-training-variants-wk": ("docs/results/benchmarks/training_variants_wk_cpu.md", "Results"),
+    "results-training-variants-wrn": ("docs/results/benchmarks/training_variants_wrn_cpu.md", "Results"),
     "results-training-ops": ("docs/results/benchmarks/training_ops.md", "Results"),
     "results-pipeline": ("docs/results/benchmarks/pipeline_cpu.md", "Results"),
 }
