@@ -35,6 +35,7 @@ from torch import nn
 
 from lmt.bounds import NetworkBound
 from lmt.losses import margin_logits
+from lmt.scalar_input import ScalarInput
 
 ENV_VAR = "LMT_COMPILE"
 BACKEND = "inductor"  # torch.compile's backend (tests use "aot_eager", which needs no C++ compiler)
@@ -68,8 +69,7 @@ class CompiledMargin:
         self.compiled = torch.compile(self._margin, backend=backend or BACKEND, dynamic=False)
         self.checked: set[tuple] = set()  # input signatures whose compiled margin matched the eager one
         self.failure: str | None = None  # why the margin fell back to eager, if it did
-        self._c: torch.Tensor | None = None
-        self._c_value: float | None = None
+        self._c = ScalarInput()  # c as a 0-dim tensor input
 
     def _margin(
         self, logits: torch.Tensor, labels: torch.Tensor, c: torch.Tensor, state: dict[str, torch.Tensor],
@@ -86,7 +86,7 @@ class CompiledMargin:
         self, logits: torch.Tensor, labels: torch.Tensor, c: float, variances: dict[nn.Module, torch.Tensor]
     ) -> torch.Tensor:
         """The shifted logits; the bound's vectors are advanced by one step."""
-        c_tensor = self._c_tensor(c, logits)
+        c_tensor = self._c(c, logits)
         if self.failure is not None:
             return self.eager(logits, labels, c_tensor, variances)
         buffers = dict(self.bound.named_buffers())
@@ -140,15 +140,6 @@ class CompiledMargin:
             b = torch.zeros_like(a) if b is None and a is not None else b
             if a is not None:
                 _compare(f"the gradient of {name}", a, b)
-
-    def _c_tensor(self, c: float, like: torch.Tensor) -> torch.Tensor:
-        """c in a 0-dim tensor, refilled only when c changes (a number would be compiled in)."""
-        if self._c is None or self._c.device != like.device or self._c.dtype != like.dtype:
-            self._c, self._c_value = torch.empty((), dtype=like.dtype, device=like.device), None
-        if c != self._c_value:
-            self._c.fill_(c)
-            self._c_value = c
-        return self._c
 
 
 class CompileMismatch(RuntimeError):

@@ -36,6 +36,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from lmt.scalar_input import ScalarInput
+
 ENV_VAR = "LMT_CUDA_GRAPHS"
 MAX_GRAPHS = 4  # per storage signature: the full batch, a smaller last batch, a few more
 
@@ -109,8 +111,7 @@ class GraphedMargin:
         self.capture = capture
         self.graphs: dict[tuple, Callable[..., torch.Tensor] | None] = {}  # None: runs eagerly
         self._storages: tuple = ()
-        self._c: torch.Tensor | None = None
-        self._c_value: float | None = None
+        self._c = ScalarInput()  # c as a 0-dim tensor input
 
     def __call__(
         self, logits: torch.Tensor, labels: torch.Tensor, c: float, variances: dict[nn.Module, torch.Tensor]
@@ -121,7 +122,7 @@ class GraphedMargin:
         if storages != self._storages:  # moved or reloaded: every graph reads stale memory
             self.graphs.clear()
             self._storages = storages
-        c_tensor = self._c_tensor(c, logits)
+        c_tensor = self._c(c, logits)
         if not (torch.is_grad_enabled() and logits.requires_grad):  # nothing to differentiate: no graph
             return self.margin(logits, labels, c_tensor, variances)
         key = self._signature(logits, labels, variances)
@@ -131,17 +132,6 @@ class GraphedMargin:
         if graphed is None:
             return self.margin(logits, labels, c_tensor, variances)
         return graphed(logits, labels, c_tensor, *variances.values())
-
-    def _c_tensor(self, c: float, like: torch.Tensor) -> torch.Tensor:
-        """c in one persistent 0-dim tensor (a graph input read in place, so passing it costs
-        no copy), refilled only when c changes; the backward of a step reads the c of its
-        forward, since the next fill comes with the next forward."""
-        if self._c is None or self._c.device != like.device or self._c.dtype != like.dtype:
-            self._c, self._c_value = torch.empty((), dtype=like.dtype, device=like.device), None
-        if c != self._c_value:
-            self._c.fill_(c)
-            self._c_value = c
-        return self._c
 
     @staticmethod
     def _signature(logits: torch.Tensor, labels: torch.Tensor, variances: dict[nn.Module, torch.Tensor]) -> tuple:

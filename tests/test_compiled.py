@@ -202,22 +202,10 @@ def test_the_switch_and_its_errors(monkeypatch) -> None:
 def test_the_training_provenance_says_the_margin_ran_compiled(tmp_path, monkeypatch) -> None:
     """Through the workflow's train stage with LMT_COMPILE=1: the provenance and the checkpoint
     say the margin ran compiled (aot_eager standing in for Inductor), and the run trains."""
-    import json
-
-    from lmt import stage_config
-    from lmt.config import validate_config
-    from lmt.pipeline import train_stage
-    from lmt.train import load_trained
+    from tests.train_helpers import train_lmt_once
 
     monkeypatch.setattr(compiled_module, "BACKEND", "aot_eager")
     monkeypatch.setenv("LMT_COMPILE", "1")
-    experiment = validate_config({
-        "data": {"n_train": 60, "n_test_embedded": 10}, "training": {"epochs": 1, "device": "cpu"},
-        "methods": {"lmt": {"c": 1.0}},
-    })["experiments"]["default"]
-    train_stage(stage_config.train(experiment, "lmt", 0), str(tmp_path / "model.pt"), str(tmp_path / "log.csv"),
-                progress=False)
-    provenance = json.loads((tmp_path / "model.provenance.json").read_text())
+    provenance, info = train_lmt_once(tmp_path)
     expected = {"compile": {"compiled": True, "failure": None}}
-    assert provenance["method_run"] == expected
-    assert load_trained(tmp_path / "model.pt").info["method_run"] == expected
+    assert provenance["method_run"] == expected and info["method_run"] == expected

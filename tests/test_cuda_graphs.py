@@ -217,22 +217,10 @@ def test_the_training_provenance_says_whether_the_margin_was_graphed(
 ) -> None:
     """With LMT_CUDA_GRAPHS=1 the train stage's provenance counts the captured graphs and the
     signatures that ran eagerly (none of either on the CPU); without it, it says nothing."""
-    import json
-
-    from lmt import stage_config
-    from lmt.config import validate_config
-    from lmt.pipeline import train_stage
-    from lmt.train import load_trained
+    from tests.train_helpers import train_lmt_once
 
     monkeypatch.setenv(ENV_VAR, "1" if requested else "0")
-    experiment = validate_config({
-        "data": {"n_train": 60, "n_test_embedded": 10}, "training": {"epochs": 1, "device": "cpu"},
-        "methods": {"lmt": {"c": 1.0}},
-    })["experiments"]["default"]
-    train_stage(stage_config.train(experiment, "lmt", 0), str(tmp_path / "model.pt"), str(tmp_path / "log.csv"),
-                progress=False)
-    provenance = json.loads((tmp_path / "model.provenance.json").read_text())
-    info = load_trained(tmp_path / "model.pt").info
+    provenance, info = train_lmt_once(tmp_path)
     expected = {"cuda_graphs": {"graphs": 0, "eager": 0}}
     if requested:
         assert info["method_run"] == expected and provenance["method_run"] == expected
