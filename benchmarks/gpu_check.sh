@@ -14,7 +14,7 @@
 # Offline machines whose Python already holds torch, pandas and pytest (a lent device machine):
 # put wheels of foolbox, eagerpy, GitPython, gitdb and smmap for that Python in .whl/ (git-ignored;
 # all five are pure Python); the script then installs them and this project into /tmp/site
-# without a network.
+# without a network (--upgrade: a rerun on the same machine replaces the copy it tests).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-results/gpu_check}
@@ -27,7 +27,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 
 if [ -d "$WHEELS" ]; then
-    "$PYTHON" -m pip install --quiet --no-index --no-deps --no-build-isolation --no-compile \
+    "$PYTHON" -m pip install --quiet --upgrade --no-index --no-deps --no-build-isolation --no-compile \
         --target /tmp/site "$WHEELS"/*.whl . || { echo "gpu_check: installing $WHEELS/ and the project failed" >&2; exit 1; }
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi

@@ -225,7 +225,7 @@ def test_gpu_check_goes_on_past_a_failing_part_and_then_fails(tmp_path) -> None:
 def test_gpu_check_installs_carried_wheels_and_the_project_first(tmp_path) -> None:
     status, calls = _run_gpu_check(tmp_path, wheels=True)
     assert status == 0 and len(calls) == 5
-    assert calls[0] == (f"-m pip install --quiet --no-index --no-deps --no-build-isolation --no-compile --target "
+    assert calls[0] == (f"-m pip install --quiet --upgrade --no-index --no-deps --no-build-isolation --no-compile --target "
                         f"/tmp/site {tmp_path}/wheels/foolbox-3.3.4-py3-none-any.whl .")
     status, calls = _run_gpu_check(tmp_path / "again", failing="pip install", wheels=True)
     assert status == 1 and len(calls) == 1  # nothing runs without its packages
