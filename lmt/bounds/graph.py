@@ -110,9 +110,6 @@ def _times(factor: Any, incoming: Any, upward: bool) -> Any:
     return product_up(factor, incoming) if upward else factor * incoming
 
 
-_TRAIN_SETTINGS = CertifySettings()  # a train context's (unused); built once: torch.compile cannot build one
-
-
 def _is_unit(step: Step) -> bool:
     """A parameter-free factor of exactly 1 (ReLU, say): its bound is never evaluated."""
     return isinstance(step.bound, ConstantBound) and step.bound.value == 1.0
@@ -336,10 +333,16 @@ class NetworkBound(nn.Module):
     def _state(self, node: str) -> dict[str, torch.Tensor]:
         return {name: self._buffers[key] for name, key in self._state_keys.get(node, {}).items()}
 
-    def context(self, step: Step, mode: str, settings: CertifySettings = CertifySettings()) -> BoundContext:
-        """What ``step``'s bound sees in ``mode``."""
-        state = self._state(step.node) if mode == "train" else {}
-        return BoundContext(mode, step.node, step.input_shape, settings, state, step.args, step.kwargs)
+    def context(
+        self, step: Step, mode: str, settings: CertifySettings = CertifySettings(),
+        state: dict[str, torch.Tensor] | None = None, updates: dict[str, torch.Tensor] | None = None,
+    ) -> BoundContext:
+        """What ``step``'s bound sees in ``mode``: in training its state is this module's
+        buffers unless ``state`` is given; ``updates`` (functional training) receives the
+        advanced state."""
+        if state is None:
+            state = self._state(step.node) if mode == "train" else {}
+        return BoundContext(mode, step.node, step.input_shape, settings, state, step.args, step.kwargs, updates)
 
     def propagate(
         self, layer_bound: Callable[[Step], Any], upward: bool = False, stop_at_head: bool = False
@@ -411,8 +414,7 @@ class NetworkBound(nn.Module):
             if _is_unit(step):
                 return None
             keys = self._state_keys.get(step.node, {})
-            ctx = BoundContext("train", step.node, step.input_shape, _TRAIN_SETTINGS,
-                               {name: state[key] for name, key in keys.items()}, step.args, step.kwargs, updates={})
+            ctx = self.context(step, "train", state={name: state[key] for name, key in keys.items()}, updates={})
             layers.append((keys, ctx))
             return ctx
 
