@@ -20,8 +20,11 @@ margin eagerly and compares the two: the shifted logits, the advanced vectors an
 of a random projection of the logits with respect to the parameters, the logits and the
 BatchNorm batch variances (:data:`RTOL` of each tensor's largest entry). On a mismatch, or if
 compiling fails (no C++ compiler for Inductor on the CPU, say), the margin runs eagerly for the
-rest of the run, with a warning that says why. On a WRN-16-4 it does: with its BatchNorm
-statistics, torch 2.14's compiled gradients differ from the eager ones.
+rest of the run, with a warning that says why. The check has caught one such error: read from
+the module-level record of BatchNorm batch variances, torch 2.14 compiled some of WRN-16-4's
+same-shaped standalone BatchNorm bounds with another layer's variance (so γ's gradient went to
+the wrong channel); the compiled step therefore passes the variances to the layer bounds
+(``functional_training_bound(..., batch_variances=...)``), and WRN-16-4 compiles right.
 
 Opt-in with ``LMT_COMPILE=1``: the first step compiles (tens of seconds on two cores; Inductor
 caches the code on disk), on a 2-core CPU the gain is within run-to-run noise, on a GPU it is
@@ -80,8 +83,8 @@ class CompiledMargin:
         variances: dict[nn.Module, torch.Tensor],
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The compiled function: the shifted logits and the advanced vectors, no side effects."""
-        with self.bound.batch_statistics_as(variances):
-            estimate, advanced = self.bound.functional_training_bound(state, need_total=self.variant == "prop1")
+        estimate, advanced = self.bound.functional_training_bound(
+            state, need_total=self.variant == "prop1", batch_variances=variances)
         shifted = margin_logits(logits, labels, c, self.variant,
                                 total=estimate.total, body=estimate.body, head_weight=estimate.head_weight)
         return shifted, advanced

@@ -92,6 +92,27 @@ def test_compiled_lmt_steps_match_eager_ones() -> None:
         torch.testing.assert_close(state[key], eager_state[key], rtol=1e-4, atol=1e-6)
 
 
+def test_a_compiled_wrn_margin_reads_each_batchnorms_own_variance(monkeypatch) -> None:
+    """WRN-16-4 has standalone BatchNorm bounds of the same shape (e.g. blocks.1.bn_in and
+    blocks.2.bn_in). Read from the module-level record of batch variances, torch 2.14 compiled
+    some of them with another layer's variance, so the check sent the margin back to eager; the
+    variances passed to the layer bounds compile right: the margin runs compiled (aot_eager
+    standing in for Inductor) and two steps agree with eager ones."""
+    monkeypatch.setattr(compiled_module, "BACKEND", "aot_eager")
+    runs = []
+    for compile in (False, True):
+        model, bound, method, x, y = _setup("wrn_16_4", n=4, compile=compile)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a fallback to eager warns
+            losses = _train(model, bound, method, x, y, steps=2)
+        runs.append((losses, [p.detach() for p in model.parameters()], method.run_record()))
+    (eager_losses, eager_params, _), (losses, params, record) = runs
+    assert record == {"compile": {"compiled": True, "failure": None}}
+    torch.testing.assert_close(losses, eager_losses, rtol=1e-5, atol=0)
+    for a, b in zip(params, eager_params):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_a_compiled_run_resumes_bitwise(monkeypatch) -> None:
     """Two compiled steps equal one, a reload into fresh objects (a new process's compile) and
     one more, bit for bit."""

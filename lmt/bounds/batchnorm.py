@@ -70,9 +70,13 @@ def batch_variances_as(variances: Mapping[_BatchNorm, torch.Tensor]) -> Iterator
 
 
 def bn_scale(module: _BatchNorm, ctx: BoundContext) -> torch.Tensor:
-    """z = γ / sqrt(var + eps): training-pass batch variance in train mode if recorded,
-    otherwise (and always at certification, in float64) the running variance."""
-    var = _BATCH_VAR.get(module) if ctx.mode == "train" and module.training else None
+    """z = γ / sqrt(var + eps): training-pass batch variance in train mode if recorded (or
+    given in ``ctx.batch_variances``), otherwise (and always at certification, in float64) the
+    running variance."""
+    var = None
+    if ctx.mode == "train" and module.training:
+        record = _BATCH_VAR if ctx.batch_variances is None else ctx.batch_variances
+        var = record.get(module)
     if var is None:
         if module.running_var is None:
             raise UnboundedOperationError(

@@ -23,7 +23,7 @@ import builtins
 import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import fx, nn
@@ -336,13 +336,15 @@ class NetworkBound(nn.Module):
     def context(
         self, step: Step, mode: str, settings: CertifySettings = CertifySettings(),
         state: dict[str, torch.Tensor] | None = None, updates: dict[str, torch.Tensor] | None = None,
+        batch_variances: Mapping[nn.Module, torch.Tensor] | None = None,
     ) -> BoundContext:
         """What ``step``'s bound sees in ``mode``: in training its state is this module's
         buffers unless ``state`` is given; ``updates`` (functional training) receives the
-        advanced state."""
+        advanced state and ``batch_variances`` overrides the recorded BatchNorm variances."""
         if state is None:
             state = self._state(step.node) if mode == "train" else {}
-        return BoundContext(mode, step.node, step.input_shape, settings, state, step.args, step.kwargs, updates)
+        return BoundContext(mode, step.node, step.input_shape, settings, state, step.args, step.kwargs, updates,
+                            batch_variances)
 
     def propagate(
         self, layer_bound: Callable[[Step], Any], upward: bool = False, stop_at_head: bool = False
@@ -401,20 +403,28 @@ class NetworkBound(nn.Module):
         return self._train(lambda step: contexts[step.node], need_total)
 
     def functional_training_bound(
-        self, state: dict[str, torch.Tensor], need_total: bool = True
+        self, state: dict[str, torch.Tensor], need_total: bool = True,
+        batch_variances: Mapping[nn.Module, torch.Tensor] | None = None,
     ) -> tuple[TrainingBound, dict[str, torch.Tensor]]:
         """:meth:`training_bound` without side effects, the form that torch.compile
         differentiates correctly (:mod:`lmt.compiled`): the power-iteration vectors are read
         from ``state`` (buffer name -> tensor, e.g. clones of :meth:`named_buffers`) and the
         advanced ones are returned (buffer name -> tensor) instead of written in place. Values,
-        gradients and advanced vectors are those of :meth:`training_bound`, bit for bit."""
+        gradients and advanced vectors are those of :meth:`training_bound`, bit for bit.
+        ``batch_variances`` (BatchNorm module -> variance; default: the recorded ones, as
+        :meth:`batch_statistics`) are passed to the layer bounds, not through the module-level
+        record: torch 2.14's compiler reads that record wrongly (two same-shaped BatchNorms
+        got one variance)."""
         layers: list[tuple[dict[str, str], BoundContext]] = []
+        if batch_variances is None:
+            batch_variances = self.batch_statistics()
 
         def context(step: Step) -> BoundContext | None:
             if _is_unit(step):
                 return None
             keys = self._state_keys.get(step.node, {})
-            ctx = self.context(step, "train", state={name: state[key] for name, key in keys.items()}, updates={})
+            ctx = self.context(step, "train", state={name: state[key] for name, key in keys.items()}, updates={},
+                               batch_variances=batch_variances)
             layers.append((keys, ctx))
             return ctx
 

@@ -25,7 +25,7 @@ import abc
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterable, Union
+from typing import Any, Callable, Hashable, Iterable, Mapping, Union
 
 import torch
 from torch import nn
@@ -79,6 +79,9 @@ class BoundContext:
     # Functional training (NetworkBound.functional_training_bound): a train() that advances its
     # state puts the new values here instead of writing ``state`` in place.
     updates: dict[str, torch.Tensor] | None = None
+    # Functional training: the BatchNorm batch variances to read (module -> variance) instead
+    # of those the last training pass recorded (lmt.bounds.batchnorm).
+    batch_variances: Mapping[nn.Module, torch.Tensor] | None = None
 
     def apply(self, op: Any, x: torch.Tensor) -> torch.Tensor:
         """Run the operation on ``x`` with the call's other arguments (modules: ``op(x)``)."""
