@@ -79,14 +79,16 @@ def test_cuda_graphed_margin_trains_as_the_eager_one(model_name: str, batch: int
 
 
 @pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
-def test_cuda_compiled_margin_trains_as_the_eager_one() -> None:
-    """LMT_COMPILE on CUDA (W&K): the compiled margin passes its check for both batch shapes and
-    five steps end where the eager margin's do, to float rounding."""
-    eager, _ = _lmt_steps("wong_kolter_mnist", 50, graphs=False)
-    compiled, method = _lmt_steps("wong_kolter_mnist", 50, graphs=False, compiled=True)
+@pytest.mark.parametrize("model_name, batch, atol", [("wong_kolter_mnist", 50, 1e-6), ("wrn_16_4", 16, 1e-4)])
+def test_cuda_compiled_margin_trains_as_the_eager_one(model_name: str, batch: int, atol: float) -> None:
+    """LMT_COMPILE on CUDA (W&K, and WRN-16-4 with its BatchNorm batch variances): the compiled
+    margin passes its check for both batch shapes and five steps end where the eager margin's
+    do, to float rounding (WRN-16-4 on the CPU with Inductor: within 1e-5 after five steps)."""
+    eager, _ = _lmt_steps(model_name, batch, graphs=False)
+    compiled, method = _lmt_steps(model_name, batch, graphs=False, compiled=True)
     assert method.run_record() == {"compile": {"compiled": True, "failure": None}}
     for a, b in zip(eager, compiled):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=atol)
 
 
 def test_cuda_graphed_training_resumes_bitwise(mnist, tmp_path, monkeypatch) -> None:
