@@ -74,14 +74,17 @@ def test_the_functional_training_bound_equals_the_in_place_one_bitwise(name: str
         twin.load_state_dict(bound.state_dict())
 
 
-def test_compiled_lmt_steps_match_eager_ones() -> None:
-    """Inductor, the default: four steps with c warming up agree with eager ones to float
-    rounding (fused kernels sum in another order), the vectors advance as eagerly, and the run
-    record says the margin ran compiled."""
+def _assert_compiled_trains_as_eager(name: str, steps: int, n: int = 8) -> None:
+    """``steps`` steps (c warming up) eagerly and compiled from the same start: the compiled
+    margin never falls back (its warning is an error here), the run record says it ran
+    compiled, and losses, parameters and vectors agree to float rounding (fused kernels sum in
+    another order)."""
     runs = []
     for compile in (False, True):
-        model, bound, method, x, y = _setup(compile=compile)
-        losses = _train(model, bound, method, x, y, steps=4)
+        model, bound, method, x, y = _setup(name, n=n, compile=compile)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            losses = _train(model, bound, method, x, y, steps=steps)
         runs.append((losses, [p.detach() for p in model.parameters()], bound.state_dict(), method.run_record()))
     (eager_losses, eager_params, eager_state, eager_record), (losses, params, state, record) = runs
     assert eager_record == {} and record == {"compile": {"compiled": True, "failure": None}}
@@ -92,25 +95,19 @@ def test_compiled_lmt_steps_match_eager_ones() -> None:
         torch.testing.assert_close(state[key], eager_state[key], rtol=1e-4, atol=1e-6)
 
 
+def test_compiled_lmt_steps_match_eager_ones() -> None:
+    """Inductor, the default, on the W&K CNN: four steps agree with eager ones."""
+    _assert_compiled_trains_as_eager("wong_kolter_mnist", steps=4)
+
+
 def test_a_compiled_wrn_margin_reads_each_batchnorms_own_variance(monkeypatch) -> None:
     """WRN-16-4 has standalone BatchNorm bounds of the same shape (e.g. blocks.1.bn_in and
     blocks.2.bn_in). Read from the module-level record of batch variances, torch 2.14 compiled
     some of them with another layer's variance, so the check sent the margin back to eager; the
-    variances passed to the layer bounds compile right: the margin runs compiled (aot_eager
-    standing in for Inductor) and two steps agree with eager ones."""
+    variances passed to the layer bounds compile right: two steps (aot_eager standing in for
+    Inductor) agree with eager ones."""
     monkeypatch.setattr(compiled_module, "BACKEND", "aot_eager")
-    runs = []
-    for compile in (False, True):
-        model, bound, method, x, y = _setup("wrn_16_4", n=4, compile=compile)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)  # a fallback to eager warns
-            losses = _train(model, bound, method, x, y, steps=2)
-        runs.append((losses, [p.detach() for p in model.parameters()], method.run_record()))
-    (eager_losses, eager_params, _), (losses, params, record) = runs
-    assert record == {"compile": {"compiled": True, "failure": None}}
-    torch.testing.assert_close(losses, eager_losses, rtol=1e-5, atol=0)
-    for a, b in zip(params, eager_params):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    _assert_compiled_trains_as_eager("wrn_16_4", steps=2, n=4)
 
 
 def test_a_compiled_run_resumes_bitwise(monkeypatch) -> None:
