@@ -229,3 +229,48 @@ def test_gpu_check_installs_carried_wheels_and_the_project_first(tmp_path) -> No
                         f"/tmp/site {tmp_path}/wheels/foolbox-3.3.4-py3-none-any.whl .")
     status, calls = _run_gpu_check(tmp_path / "again", failing="pip install", wheels=True)
     assert status == 1 and len(calls) == 1  # nothing runs without its packages
+
+
+@pytest.fixture(scope="module")
+def bench_wk_minimum():
+    return _load("bench_wk_minimum")
+
+
+def test_the_hand_written_wk_step_is_lmt_benchs_step(bench_wk_minimum) -> None:
+    assert bench_wk_minimum.check_hand_written(4) <= bench_wk_minimum.TOLERANCE
+
+
+@pytest.mark.parametrize(("wrong", "where"), [("scaled", "the loss"), ("nan", "the loss"),
+                                             ("no bound", "the gradient of 0.weight")])
+def test_the_check_refuses_a_hand_written_step_that_differs(bench_wk_minimum, wrong, where) -> None:
+    def loss(model, vectors, x, y):
+        if wrong == "no bound":  # the margin alone: the clipped loss's value does not depend on the
+            # bound (c saturates), so only the gradients tell
+            return bench_wk_minimum.hand_written_loss(model, vectors, x, y, with_bound=False)
+        value = bench_wk_minimum.hand_written_loss(model, vectors, x, y)
+        return value * (1 + 1e-4) if wrong == "scaled" else value * float("nan")
+
+    with pytest.raises(ValueError, match=f"the hand-written step differs from lmt-bench's in {where} by "):
+        bench_wk_minimum.check_hand_written(4, loss)
+
+
+def test_wk_minimum_times_every_run_and_records_it(bench_wk_minimum, monkeypatch, capsys, tmp_path) -> None:
+    out = tmp_path / "minimum.md"
+    monkeypatch.setattr(sys, "argv", ["bench_wk_minimum.py", "--batch", "2", "--steps", "1", "--repeats", "4",
+                                      "--threads", "1", "--out", str(out)])
+    bench_wk_minimum.main()
+    printed = capsys.readouterr().out
+    assert "hand-written step checked against lmt-bench's" in printed
+    for label in ("LMT", "hand-written", "margin alone"):
+        assert f"ratio {label}/standard = " in printed
+    assert printed.count("(median of 4 alternating blocks, quartiles ") == 3
+    text = out.read_text()
+    assert text.startswith("# How cheap can an LMT step on the W&K CNN get?") and "- git revision: " in text
+    assert printed.strip() in text
+
+
+def test_wk_minimum_refuses_counts_below_one(bench_wk_minimum, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["bench_wk_minimum.py", "--repeats", "0"])
+    with pytest.raises(SystemExit):
+        bench_wk_minimum.main()
+    assert "--batch, --steps, --repeats and --threads must be at least 1" in capsys.readouterr().err
