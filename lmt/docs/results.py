@@ -33,6 +33,7 @@ RESULT_SECTIONS: dict[str, tuple[str, str]] = {
     "results-training-steps-wrn": ("docs/results/benchmarks/training_steps_wrn_cpu.md", "Results"),
     "results-training-variants-wk": ("docs/results/benchmarks/training_variants_wk_cpu.md", "Results"),
     "results-training-variants-wrn": ("docs/results/benchmarks/training_variants_wrn_cpu.md", "Results"),
+    "results-training-minimum-wk": ("docs/results/benchmarks/training_minimum_wk_cpu.md", "Results"),
     "results-training-ops": ("docs/results/benchmarks/training_ops.md", "Results"),
     "results-pipeline": ("docs/results/benchmarks/pipeline_cpu.md", "Results"),
 }
