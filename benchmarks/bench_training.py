@@ -275,15 +275,22 @@ def print_timings(
             times[run].append(seconds_per_step(step, device, steps))
     standard = statistics.median(times["standard"])
     for label in [k for k in runs if k != "standard"]:
-        ratios = [lmt / base for base, lmt in zip(times["standard"], times[label])]
-        spread = ""
-        if repeats >= 4:
-            low, _, high = statistics.quantiles(ratios, n=4)
-            spread = f", quartiles {low:.2f}–{high:.2f}"
         print(f"{name} (batch {batch}): standard {standard * 1e3:.2f} ms/step, {_title(label)} "
               f"{statistics.median(times[label]) * 1e3:.2f} ms/step, ratio {_title(label)}/standard = "
-              f"{statistics.median(ratios):.2f}"
-              + (f" (median of {repeats} alternating blocks{spread})" if repeats > 1 else ""))
+              + median_ratio(times[label], times["standard"]))
+
+
+def median_ratio(times: list[float], base: list[float]) -> str:
+    """The median of the per-block ratios ``times / base`` of alternating blocks, with how many
+    and, from 4 blocks on, their quartiles."""
+    ratios = [t / b for b, t in zip(base, times)]
+    if len(ratios) == 1:
+        return f"{ratios[0]:.2f}"
+    spread = ""
+    if len(ratios) >= 4:
+        low, _, high = statistics.quantiles(ratios, n=4)
+        spread = f", quartiles {low:.2f}–{high:.2f}"
+    return f"{statistics.median(ratios):.2f} (median of {len(ratios)} alternating blocks{spread})"
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from lmt.models import create_model, model_input_shape
 from lmt.provenance import print_and_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, for the same steps and timer
-from bench_training import make_step, seconds_per_step  # noqa: E402
+from bench_training import make_step, median_ratio, seconds_per_step  # noqa: E402
 
 MODEL = "wong_kolter_mnist"
 VARIANT = "prop2_clipped"  # lmt-bench's default LMT loss (the official code's)
@@ -181,13 +181,8 @@ def print_timings(batch: int, steps: int, repeats: int) -> None:
             times[label].append(seconds_per_step(step, cpu, steps))
     print(f"{MODEL} (batch {batch}): standard {statistics.median(times['standard']) * 1e3:.2f} ms/step")
     for label in [k for k in runs if k != "standard"]:
-        ratios = [t / base for base, t in zip(times["standard"], times[label])]
-        spread = ""
-        if repeats >= 4:
-            low, _, high = statistics.quantiles(ratios, n=4)
-            spread = f", quartiles {low:.2f}–{high:.2f}"
         print(f"{MODEL} (batch {batch}): {label} {statistics.median(times[label]) * 1e3:.2f} ms/step, ratio "
-              f"{label}/standard = {statistics.median(ratios):.2f} (median of {repeats} alternating blocks{spread})")
+              f"{label}/standard = {median_ratio(times[label], times['standard'])}")
 
 
 def main() -> None:
