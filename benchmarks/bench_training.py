@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from lmt.bounds import NetworkBound
@@ -81,27 +82,34 @@ def runs_for(device: torch.device, floor: bool = False, compiled: bool = False) 
     return runs
 
 
-def make_step(
-    model_name: str, run: str, params: dict, device: torch.device, batch: int, cuda_graphs: bool = False,
-    floor: bool = False, compiled: bool = False,
-) -> Callable[..., Method]:
-    """One optimizer step of ``run`` on a fresh model (seed 0) and a fixed random batch; the
-    step calls ``phase(name)`` before each of :data:`PHASES` if given. ``cuda_graphs``: LMT's
-    margin as CUDA graphs and ``compiled`` through torch.compile (else eager, whatever
-    ``$LMT_CUDA_GRAPHS`` and ``$LMT_COMPILE`` say); ``floor``: the network bound under
-    ``torch.no_grad()`` (see ``--floor``). The step returns the method (its run record)."""
+def setup(model_name: str, device: torch.device, batch: int) -> tuple[nn.Module, NetworkBound, torch.Tensor, torch.Tensor]:
+    """Seed 0, then a fresh model in training mode, its bound, and a fixed random batch (inputs
+    of the model's shape, labels in 0..9): every timed run starts from the same."""
     torch.manual_seed(0)
     shape = model_input_shape(model_name)
     model = create_model(model_name).to(device).train()
     bound = NetworkBound(model, shape).to(device)
+    x = torch.rand(batch, *shape, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    return model, bound, x, y
+
+
+def make_step(
+    model_name: str, run: str, params: dict, device: torch.device, batch: int, cuda_graphs: bool = False,
+    floor: bool = False, compiled: bool = False,
+) -> Callable[..., Method]:
+    """One optimizer step of ``run`` on the model and batch of :func:`setup`; the
+    step calls ``phase(name)`` before each of :data:`PHASES` if given. ``cuda_graphs``: LMT's
+    margin as CUDA graphs and ``compiled`` through torch.compile (else eager, whatever
+    ``$LMT_CUDA_GRAPHS`` and ``$LMT_COMPILE`` say); ``floor``: the network bound under
+    ``torch.no_grad()`` (see ``--floor``). The step returns the method (its run record)."""
+    model, bound, x, y = setup(model_name, device, batch)
     method = create_method(run, params)
     if hasattr(method, "cuda_graphs"):
         method.cuda_graphs, method.compile = cuda_graphs, compiled
     if floor:
         bound.training_bound = torch.no_grad()(bound.training_bound)  # shadows the method
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.rand(batch, *shape, device=device)
-    y = torch.randint(0, 10, (batch,), device=device)
 
     def step(phase: Callable[[str], None] = lambda name: None) -> Method:
         phase("forward")

@@ -35,13 +35,14 @@ from torch import nn
 from lmt.bounds import NetworkBound
 from lmt.losses import margin_logits
 from lmt.methods import StepContext, create_method
-from lmt.models import create_model, model_input_shape
+from lmt.numerics import relative_difference
 from lmt.provenance import print_and_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, for the same steps and timer
-from bench_training import make_step, median_ratio, seconds_per_step  # noqa: E402
+from bench_training import make_step, median_ratio, seconds_per_step, setup  # noqa: E402
 
 MODEL = "wong_kolter_mnist"
+CPU = torch.device("cpu")
 VARIANT = "prop2_clipped"  # lmt-bench's default LMT loss (the official code's)
 TOLERANCE = 1e-5  # of each tensor's largest entry: the two differ only in float summation order
 Step = Callable[[], None]
@@ -105,22 +106,14 @@ def hand_written_loss(model: nn.Module, vectors: list[torch.Tensor], x: torch.Te
     return F.cross_entropy(margin_logits(logits, y, 1.0, VARIANT, body=body, head_weight=linears[1].weight), y)
 
 
-def _setup(batch: int) -> tuple[nn.Module, NetworkBound, torch.Tensor, torch.Tensor]:
-    """As ``bench_training.make_step``: seed 0, then the model, its bound and a random batch."""
-    torch.manual_seed(0)
-    shape = model_input_shape(MODEL)
-    model = create_model(MODEL).train()
-    bound = NetworkBound(model, shape)
-    return model, bound, torch.rand(batch, *shape), torch.randint(0, 10, (batch,))
-
-
 def _vectors(bound: NetworkBound) -> list[torch.Tensor]:
-    """The body layers' power-iteration vectors (the head's is not advanced by Prop. 2)."""
-    return [buffer for name, buffer in bound.named_buffers()][:3]
+    """The body layers' power-iteration vectors, in layer order (the head's, last, is not
+    advanced by Prop. 2)."""
+    return list(bound.buffers())[:3]
 
 
 def hand_written_step(batch: int, with_bound: bool = True) -> Step:
-    model, bound, x, y = _setup(batch)
+    model, bound, x, y = setup(MODEL, CPU, batch)
     vectors = _vectors(bound)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
@@ -139,7 +132,7 @@ def check_hand_written(batch: int, loss: Callable[..., torch.Tensor] = hand_writ
     largest relative difference. The labels are the model's own predictions: the clipped margin
     of a misclassified example is 0, and with every example misclassified (likely at
     initialisation) the bound would get no gradient to check."""
-    model, bound, x, _ = _setup(batch)
+    model, bound, x, _ = setup(MODEL, CPU, batch)
     with torch.no_grad():
         y = model(x).argmax(dim=1)
     vectors = [v.clone() for v in _vectors(bound)]
@@ -155,8 +148,8 @@ def check_hand_written(batch: int, loss: Callable[..., torch.Tensor] = hand_writ
     pairs += [(f"the advanced vector {i}", a, b) for i, (a, b) in enumerate(zip(vectors, _vectors(bound)))]
     worst = 0.0
     for name, got, want in pairs:
-        difference = float((got - want).abs().max() / want.abs().max())
-        if not difference <= TOLERANCE:  # NaN fails too
+        difference = relative_difference(got, want)
+        if not difference <= TOLERANCE:  # NaN (a non-finite entry) fails too
             raise ValueError(f"the hand-written step differs from lmt-bench's in {name} by {difference:.3g} "
                              f"of its largest entry (allowed {TOLERANCE:g})")
         worst = max(worst, difference)
@@ -165,10 +158,9 @@ def check_hand_written(batch: int, loss: Callable[..., torch.Tensor] = hand_writ
 
 def print_timings(batch: int, steps: int, repeats: int) -> None:
     """Alternating blocks of every run; medians, and the median ratio to standard with quartiles."""
-    cpu = torch.device("cpu")
     runs: dict[str, Step] = {
-        "standard": make_step(MODEL, "standard", {}, cpu, batch),
-        "LMT": make_step(MODEL, "lmt", {"c": 1.0}, cpu, batch),
+        "standard": make_step(MODEL, "standard", {}, CPU, batch),
+        "LMT": make_step(MODEL, "lmt", {"c": 1.0}, CPU, batch),
         "hand-written": hand_written_step(batch),
         "margin alone": hand_written_step(batch, with_bound=False),
     }
@@ -178,7 +170,7 @@ def print_timings(batch: int, steps: int, repeats: int) -> None:
     times: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(repeats):
         for label, step in runs.items():
-            times[label].append(seconds_per_step(step, cpu, steps))
+            times[label].append(seconds_per_step(step, CPU, steps))
     print(f"{MODEL} (batch {batch}): standard {statistics.median(times['standard']) * 1e3:.2f} ms/step")
     for label in [k for k in runs if k != "standard"]:
         print(f"{MODEL} (batch {batch}): {label} {statistics.median(times[label]) * 1e3:.2f} ms/step, ratio "

@@ -33,6 +33,7 @@ unmeasured, and the published runs are eager.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from typing import Callable
@@ -42,6 +43,7 @@ from torch import nn
 
 from lmt.bounds import NetworkBound
 from lmt.losses import margin_logits
+from lmt.numerics import relative_difference
 from lmt.scalar_input import ScalarInput
 
 ENV_VAR = "LMT_COMPILE"
@@ -152,9 +154,9 @@ class CompileMismatch(RuntimeError):
 
 def _compare(what: str, got: torch.Tensor, want: torch.Tensor) -> None:
     """Raise :class:`CompileMismatch` unless ``got`` equals ``want`` to :data:`RTOL` of
-    ``want``'s largest entry; a non-finite entry on either side is a mismatch (fail closed)."""
-    if not (torch.isfinite(got).all() and torch.isfinite(want).all()):
-        raise CompileMismatch(f"{what} differs from eager: a non-finite entry")
-    error, scale = (got - want).abs().amax(), want.abs().amax()
-    if error > RTOL * scale:
-        raise CompileMismatch(f"{what} differs from eager by {float(error):.3g} (largest entry {float(scale):.3g})")
+    ``want``'s largest entry; a non-finite entry on either side, or another shape, is a mismatch (fail closed)."""
+    difference = relative_difference(got, want)
+    if math.isnan(difference):
+        raise CompileMismatch(f"{what} differs from eager: a non-finite entry or another shape")
+    if difference > RTOL:
+        raise CompileMismatch(f"{what} differs from eager by {difference:.3g} of its largest entry")

@@ -24,6 +24,7 @@ from torch import nn
 from lmt.bounds import NetworkBound
 from lmt.bounds.rounding import float64_forward, float64_model, gamma, logit_errors
 from lmt.certify import certify_examples, radius_prop2
+from lmt.numerics import relative_difference
 from lmt.data import Dataset
 from lmt.models import create_model
 from tests.test_exact_distances import _linear, _problem, _relu_net, exact_distance
@@ -222,3 +223,15 @@ def test_reported_numbers_are_computed_without_tf32() -> None:
     assert settings == float_settings()
     assert settings["cuda_matmul_fp32_precision"] == "ieee"
     assert settings["cudnn_conv_fp32_precision"] == "ieee"
+
+
+def test_relative_difference_is_relative_to_the_largest_entry_and_fails_closed() -> None:
+    want = torch.tensor([4.0, -2.0])
+    assert relative_difference(torch.tensor([4.0, -1.0]), want) == 0.25
+    assert relative_difference(torch.zeros(2), torch.zeros(2)) == 0.0
+    assert relative_difference(torch.tensor([0.0, 1e-30]), torch.zeros(2)) == math.inf
+    assert relative_difference(torch.zeros(0, 3), torch.zeros(0, 3)) == 0.0
+    assert math.isnan(relative_difference(torch.tensor([4.0]), want))  # a shape that broadcasts is no match
+    for bad in (float("nan"), float("inf")):
+        assert math.isnan(relative_difference(torch.tensor([4.0, bad]), want))
+        assert math.isnan(relative_difference(want, torch.tensor([bad, -2.0])))
