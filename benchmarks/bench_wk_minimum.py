@@ -16,7 +16,11 @@ could gain, timing in alternating blocks (as ``bench_training.py``):
 
 If ``hand-written`` is not below the target either, the framework is not what holds the ratio.
 
-    python benchmarks/bench_wk_minimum.py [--batch 50] [--steps 20] [--repeats 41] [--threads 1 2] [--out FILE]
+The defaults (301 blocks of 10 steps, about a minute per thread count) are for a precise
+median: a single block's ratio varies by about ±10 % on a shared VM, and with 41 blocks the
+medians of repeated runs lay up to 0.05 apart, as large as the differences this script measures.
+
+    python benchmarks/bench_wk_minimum.py [--batch 50] [--steps 10] [--repeats 301] [--threads 1 2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -180,8 +184,8 @@ def print_timings(batch: int, steps: int, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=41, help="alternating blocks of --steps steps per run")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=301, help="alternating blocks of --steps steps per run")
     parser.add_argument("--threads", nargs="+", type=int, default=None,
                         help="intra-op thread counts to time at, one after another (default: torch's)")
     parser.add_argument("--out", type=Path, default=None,
