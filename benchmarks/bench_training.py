@@ -96,14 +96,18 @@ def setup(model_name: str, device: torch.device, batch: int) -> tuple[nn.Module,
 
 def make_step(
     model_name: str, run: str, params: dict, device: torch.device, batch: int, cuda_graphs: bool = False,
-    floor: bool = False, compiled: bool = False,
+    floor: bool = False, compiled: bool = False, instrument: Callable[[nn.Module, NetworkBound], None] | None = None,
 ) -> Callable[..., Method]:
     """One optimizer step of ``run`` on the model and batch of :func:`setup`; the
     step calls ``phase(name)`` before each of :data:`PHASES` if given. ``cuda_graphs``: LMT's
     margin as CUDA graphs and ``compiled`` through torch.compile (else eager, whatever
     ``$LMT_CUDA_GRAPHS`` and ``$LMT_COMPILE`` say); ``floor``: the network bound under
-    ``torch.no_grad()`` (see ``--floor``). The step returns the method (its run record)."""
+    ``torch.no_grad()`` (see ``--floor``); ``instrument(model, bound)`` is called once before
+    the first step (``bench_phases.py`` attaches its clocks). The step returns the method (its
+    run record)."""
     model, bound, x, y = setup(model_name, device, batch)
+    if instrument is not None:
+        instrument(model, bound)
     method = create_method(run, params)
     if hasattr(method, "cuda_graphs"):
         method.cuda_graphs, method.compile = cuda_graphs, compiled

@@ -274,3 +274,45 @@ def test_wk_minimum_refuses_counts_below_one(bench_wk_minimum, monkeypatch, caps
     with pytest.raises(SystemExit):
         bench_wk_minimum.main()
     assert "--batch, --steps, --repeats and --threads must be at least 1" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def bench_phases():
+    return _load("bench_phases")
+
+
+def test_phases_of_a_step_add_up_to_the_whole_step(bench_phases) -> None:
+    step, clock = bench_phases.timed_step("wong_kolter_mnist", "lmt", torch.device("cpu"), 2)
+    phases = step()
+    assert set(phases) == {*bench_phases.PHASES, bench_phases.STEP}
+    assert all(seconds > 0 for seconds in phases.values())  # every boundary was marked, in order
+    assert sum(phases[name] for name in bench_phases.PHASES) == pytest.approx(phases[bench_phases.STEP], rel=1e-9)
+    assert bench_phases.bound_alone(clock, 2) > 0
+
+
+def test_a_standard_step_has_no_bound_to_time_alone(bench_phases) -> None:
+    step, clock = bench_phases.timed_step("wong_kolter_mnist", "standard", torch.device("cpu"), 2)
+    assert step()["bound"] == 0
+    with pytest.raises(ValueError, match="never called its training bound"):
+        bench_phases.bound_alone(clock, 2)
+
+
+def test_phases_prints_every_phase_and_records_it(bench_phases, monkeypatch, capsys, tmp_path) -> None:
+    out = tmp_path / "phases.md"
+    monkeypatch.setattr(sys, "argv", ["bench_phases.py", "--models", "wong_kolter_mnist:2", "--steps", "3",
+                                      "--threads", "1", "--out", str(out)])
+    bench_phases.main()
+    printed = capsys.readouterr().out
+    for name in (*bench_phases.PHASES, bench_phases.STEP):
+        assert f"| {name} | " in printed
+    assert "the bound alone, 3 calls in a row: " in printed
+    text = out.read_text()
+    assert text.startswith("# The LMT step phase by phase") and "- git revision: " in text
+    assert printed.strip() in text
+
+
+def test_phases_refuses_counts_below_one(bench_phases, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["bench_phases.py", "--steps", "0"])
+    with pytest.raises(SystemExit):
+        bench_phases.main()
+    assert "--steps and --threads must be at least 1" in capsys.readouterr().err
