@@ -34,6 +34,7 @@ RESULT_SECTIONS: dict[str, tuple[str, str]] = {
     "results-training-variants-wk": ("docs/results/benchmarks/training_variants_wk_cpu.md", "Results"),
     "results-training-variants-wrn": ("docs/results/benchmarks/training_variants_wrn_cpu.md", "Results"),
     "results-training-minimum-wk": ("docs/results/benchmarks/training_minimum_wk_cpu.md", "Results"),
+    "results-phases-wk": ("docs/results/benchmarks/phases_wk_cpu.md", "Results"),
     "results-training-ops": ("docs/results/benchmarks/training_ops.md", "Results"),
     "results-pipeline": ("docs/results/benchmarks/pipeline_cpu.md", "Results"),
 }
