@@ -34,7 +34,7 @@ from lmt.device import choose_device, describe
 from lmt.provenance import print_and_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, for the same steps
-from bench_training import _sync, make_step  # noqa: E402
+from bench_training import at_thread_counts, make_step, sync_device  # noqa: E402
 
 PHASES = ("model forward", "bound", "loss", "backward", "optimizer")
 STEP = "whole step"
@@ -51,7 +51,7 @@ class PhaseClock:
         self.bound_call: tuple[Callable, tuple, dict] | None = None
 
     def mark(self, name: str) -> None:
-        _sync(self.device)
+        sync_device(self.device)
         self.marks[name] = time.perf_counter_ns()
 
     def attach(self, model: nn.Module, bound: NetworkBound) -> None:
@@ -110,10 +110,10 @@ def bound_alone(clock: PhaseClock, repeats: int) -> float:
     bound, args, kwargs = clock.bound_call
     times = []
     for _ in range(max(3, repeats // 10) + repeats):
-        _sync(clock.device)
+        sync_device(clock.device)
         start = time.perf_counter_ns()
         bound(*args, **kwargs)
-        _sync(clock.device)
+        sync_device(clock.device)
         times.append(time.perf_counter_ns() - start)
     return statistics.median(times[-repeats:]) / 1e9
 
@@ -160,16 +160,10 @@ def main() -> None:
 
     def report() -> None:
         print(f"device: {describe(device)}; torch {torch.__version__}; threads {torch.get_num_threads()}")
-        initial = torch.get_num_threads()
-        try:
-            for threads in args.threads or [initial]:
-                torch.set_num_threads(threads)
-                print(f"intra-op threads: {threads}")
-                for spec in args.models:
-                    name, batch = spec.split(":")
-                    print_phases(name, int(batch), device, args.steps)
-        finally:
-            torch.set_num_threads(initial)
+        for _ in at_thread_counts(args.threads):
+            for spec in args.models:
+                name, batch = spec.split(":")
+                print_phases(name, int(batch), device, args.steps)
 
     print_and_record(args.out, "The LMT step phase by phase", describe(device), report)
 

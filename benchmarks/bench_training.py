@@ -42,7 +42,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -55,7 +55,7 @@ from lmt.models import create_model, model_input_shape
 from lmt.provenance import print_and_record
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -202,11 +202,11 @@ def print_op_counts(specs: list[str], device: torch.device) -> None:
 
 
 def seconds_per_step(step: Callable[[], None], device: torch.device, steps: int) -> float:
-    _sync(device)
+    sync_device(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    sync_device(device)
     return (time.perf_counter() - start) / steps
 
 
@@ -246,15 +246,22 @@ def report(args: argparse.Namespace, device: torch.device) -> None:
         return
     if args.floor:
         print(FLOOR_KEY)
+    for _ in at_thread_counts(args.threads, announce=args.threads is not None):
+        for spec in args.models:
+            name, batch = spec.split(":")
+            print_timings(name, int(batch), device, args.steps, args.repeats, args.floor, args.compiled)
+
+
+def at_thread_counts(counts: list[int] | None, announce: bool = True) -> Iterator[int]:
+    """Set torch's intra-op thread count to each of ``counts`` in turn (None: keep the current
+    one) and yield it, printing "intra-op threads: N" if ``announce``; restored afterwards."""
     initial = torch.get_num_threads()
     try:
-        for threads in args.threads or [initial]:
+        for threads in counts or [initial]:
             torch.set_num_threads(threads)
-            if args.threads is not None:
+            if announce:
                 print(f"intra-op threads: {threads}")
-            for spec in args.models:
-                name, batch = spec.split(":")
-                print_timings(name, int(batch), device, args.steps, args.repeats, args.floor, args.compiled)
+            yield threads
     finally:
         torch.set_num_threads(initial)
 

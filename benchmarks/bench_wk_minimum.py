@@ -43,7 +43,7 @@ from lmt.numerics import relative_difference
 from lmt.provenance import print_and_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, for the same steps and timer
-from bench_training import make_step, median_ratio, seconds_per_step, setup  # noqa: E402
+from bench_training import at_thread_counts, make_step, median_ratio, seconds_per_step, setup  # noqa: E402
 
 MODEL = "wong_kolter_mnist"
 CPU = torch.device("cpu")
@@ -199,14 +199,8 @@ def main() -> None:
         worst = check_hand_written(args.batch)
         print(f"hand-written step checked against lmt-bench's: loss, weight gradients and advanced vectors "
               f"agree to {worst:.1g} of each tensor's largest entry")
-        initial = torch.get_num_threads()
-        try:
-            for threads in args.threads or [initial]:
-                torch.set_num_threads(threads)
-                print(f"intra-op threads: {threads}")
-                print_timings(args.batch, args.steps, args.repeats)
-        finally:
-            torch.set_num_threads(initial)
+        for _ in at_thread_counts(args.threads):
+            print_timings(args.batch, args.steps, args.repeats)
 
     started = time.perf_counter()
     print_and_record(args.out, "How cheap can an LMT step on the W&K CNN get?", "cpu", report)
