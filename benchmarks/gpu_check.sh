@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks of the README's speed section in one command, for a GPU node: the LMT/standard
-# step ratio (W&K CNN at batch 50, WRN-16-4 at batch 128), the operations per step, certification
+# step ratio (W&K CNN at batch 50, WRN-16-4 at batch 128), the step phase by phase, the operations per step, certification
 # against inference, and the CUDA and GPU-slot tests. Each benchmark writes its file with a
 # provenance header to $OUT; a failing part does not stop the others, and the exit status is
 # non-zero if any failed.
@@ -9,7 +9,8 @@
 #   DEVICE=cpu STEPS=2 REPEATS=1 benchmarks/gpu_check.sh   # a dry run of the script on the CPU
 #
 # Settings (environment): OUT (default results/gpu_check), DEVICE (cuda), PYTHON (python3),
-# STEPS (50) and REPEATS (9) of bench_training.py, WHEELS (.whl, below).
+# STEPS (50) and REPEATS (9) of bench_training.py, PHASE_STEPS (500) of bench_phases.py, WHEELS
+# (.whl, below).
 #
 # Offline machines whose Python already holds torch, pandas and pytest (a lent device machine):
 # put wheels of foolbox, eagerpy, GitPython, gitdb and smmap for that Python in .whl/ (git-ignored;
@@ -22,6 +23,7 @@ DEVICE=${DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}
 STEPS=${STEPS:-50}
 REPEATS=${REPEATS:-9}
+PHASE_STEPS=${PHASE_STEPS:-500}
 WHEELS=${WHEELS:-.whl}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
@@ -43,6 +45,8 @@ if command -v nvidia-smi >/dev/null; then
 fi
 part "$PYTHON" benchmarks/bench_training.py --device "$DEVICE" --models wong_kolter_mnist:50 wrn_16_4:128 --compiled \
     --steps "$STEPS" --repeats "$REPEATS" --out "$OUT/training_steps_$DEVICE.md"
+part "$PYTHON" benchmarks/bench_phases.py --device "$DEVICE" --models wong_kolter_mnist:50 wrn_16_4:128 \
+    --steps "$PHASE_STEPS" --out "$OUT/phases_$DEVICE.md"
 part "$PYTHON" benchmarks/bench_training.py --device "$DEVICE" --count-ops --out "$OUT/training_ops_$DEVICE.md"
 part "$PYTHON" benchmarks/bench_pipeline.py --device "$DEVICE" --out "$OUT/pipeline_$DEVICE.md"
 part "$PYTHON" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_gpu_slots.py \

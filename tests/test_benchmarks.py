@@ -200,7 +200,7 @@ def _run_gpu_check(tmp_path: Path, failing: str = "", wheels: bool = False) -> t
         wheel_dir.mkdir()
         (wheel_dir / "foolbox-3.3.4-py3-none-any.whl").write_text("")
     env = {"PATH": "/usr/bin:/bin", "PYTHON": str(stub), "DEVICE": "cuda", "OUT": str(tmp_path / "out"),
-           "STEPS": "3", "REPEATS": "2", "WHEELS": str(wheel_dir)}
+           "STEPS": "3", "REPEATS": "2", "PHASE_STEPS": "4", "WHEELS": str(wheel_dir)}
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
     return done.returncode, log.read_text().splitlines()
 
@@ -211,6 +211,7 @@ def test_gpu_check_runs_every_part_on_the_device_into_out(tmp_path) -> None:
     out = tmp_path / "out"
     assert calls == [
         f"benchmarks/bench_training.py --device cuda --models wong_kolter_mnist:50 wrn_16_4:128 --compiled --steps 3 --repeats 2 --out {out}/training_steps_cuda.md",
+        f"benchmarks/bench_phases.py --device cuda --models wong_kolter_mnist:50 wrn_16_4:128 --steps 4 --out {out}/phases_cuda.md",
         f"benchmarks/bench_training.py --device cuda --count-ops --out {out}/training_ops_cuda.md",
         f"benchmarks/bench_pipeline.py --device cuda --out {out}/pipeline_cuda.md",
         f"-m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_gpu_slots.py --junitxml {out}/pytest_gpu.xml",
@@ -219,12 +220,12 @@ def test_gpu_check_runs_every_part_on_the_device_into_out(tmp_path) -> None:
 
 def test_gpu_check_goes_on_past_a_failing_part_and_then_fails(tmp_path) -> None:
     status, calls = _run_gpu_check(tmp_path, failing="--count-ops")
-    assert status == 1 and len(calls) == 4
+    assert status == 1 and len(calls) == 5
 
 
 def test_gpu_check_installs_carried_wheels_and_the_project_first(tmp_path) -> None:
     status, calls = _run_gpu_check(tmp_path, wheels=True)
-    assert status == 0 and len(calls) == 5
+    assert status == 0 and len(calls) == 6
     assert calls[0] == (f"-m pip install --quiet --upgrade --no-index --no-deps --no-build-isolation --no-compile --target "
                         f"/tmp/site {tmp_path}/wheels/foolbox-3.3.4-py3-none-any.whl .")
     status, calls = _run_gpu_check(tmp_path / "again", failing="pip install", wheels=True)
