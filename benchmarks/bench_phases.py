@@ -34,7 +34,7 @@ from lmt.device import choose_device, describe
 from lmt.provenance import print_and_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, for the same steps
-from bench_training import at_thread_counts, make_step, sync_device  # noqa: E402
+from bench_training import RUNS, add_thread_counts_argument, at_thread_counts, make_step, sync_device  # noqa: E402
 
 PHASES = ("model forward", "bound", "loss", "backward", "optimizer")
 STEP = "whole step"
@@ -91,7 +91,7 @@ class PhaseClock:
 def timed_step(model_name: str, run: str, device: torch.device, batch: int) -> tuple[Callable[[], dict[str, float]], PhaseClock]:
     """A step of ``run`` (bench_training's) that returns its phases in seconds."""
     clock = PhaseClock(device)
-    step = make_step(model_name, run, {"c": 1.0} if run == "lmt" else {}, device, batch, instrument=clock.attach)
+    step = make_step(model_name, run, dict(RUNS)[run], device, batch, instrument=clock.attach)
 
     def run_step() -> dict[str, float]:
         clock.marks.clear()
@@ -149,8 +149,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", nargs="+", default=["wong_kolter_mnist:50"], help="model:batch pairs")
     parser.add_argument("--steps", type=int, default=2000, help="alternating single steps per run")
-    parser.add_argument("--threads", nargs="+", type=int, default=None,
-                        help="intra-op thread counts to time at, one after another (default: torch's)")
+    add_thread_counts_argument(parser)
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the output to this Markdown file, with a provenance header")
     args = parser.parse_args()

@@ -218,8 +218,7 @@ def main() -> None:
                         help="alternating standard/LMT blocks of --steps steps; medians are reported")
     parser.add_argument("--models", nargs="+", default=["wong_kolter_mnist:50", "wrn_16_4:128"],
                         help="model:batch pairs")
-    parser.add_argument("--threads", nargs="+", type=int, default=None,
-                        help="intra-op thread counts to time at, one after another (default: torch's)")
+    add_thread_counts_argument(parser)
     parser.add_argument("--compiled", action="store_true",
                         help="also time LMT with its margin through torch.compile (LMT_COMPILE=1)")
     parser.add_argument("--floor", action="store_true",
@@ -250,6 +249,12 @@ def report(args: argparse.Namespace, device: torch.device) -> None:
         for spec in args.models:
             name, batch = spec.split(":")
             print_timings(name, int(batch), device, args.steps, args.repeats, args.floor, args.compiled)
+
+
+def add_thread_counts_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads N [N ...]``, the counts that :func:`at_thread_counts` runs at."""
+    parser.add_argument("--threads", nargs="+", type=int, default=None,
+                        help="intra-op thread counts to time at, one after another (default: torch's)")
 
 
 def at_thread_counts(counts: list[int] | None, announce: bool = True) -> Iterator[int]:

@@ -43,7 +43,9 @@ from lmt.numerics import relative_difference
 from lmt.provenance import print_and_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, for the same steps and timer
-from bench_training import at_thread_counts, make_step, median_ratio, seconds_per_step, setup  # noqa: E402
+from bench_training import (  # noqa: E402
+    add_thread_counts_argument, at_thread_counts, make_step, median_ratio, seconds_per_step, setup,
+)
 
 MODEL = "wong_kolter_mnist"
 CPU = torch.device("cpu")
@@ -186,8 +188,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=301, help="alternating blocks of --steps steps per run")
-    parser.add_argument("--threads", nargs="+", type=int, default=None,
-                        help="intra-op thread counts to time at, one after another (default: torch's)")
+    add_thread_counts_argument(parser)
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the output to this Markdown file, with a provenance header")
     args = parser.parse_args()
